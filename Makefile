@@ -1,0 +1,30 @@
+# One-command set-up. `make lab` opens JupyterLab on the notebooks; `make test` runs the suite.
+# torch is installed first, pinned, so pip takes the CPU wheel this machine has on disk instead of
+# resolving the project's open range to a multi-GB CUDA build. Override: make TORCH_SPEC='torch'.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: env lab demo test clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install -e ".[dev]"
+	touch $(STAMP)
+
+lab: env
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+demo: env
+	$(BIN)/python -m nnp_lab.demo
+
+test: env
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info

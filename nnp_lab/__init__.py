@@ -1,0 +1,36 @@
+"""nnp_lab: universal neural network potentials in your notebook.
+
+Build structures (:mod:`nnp_lab.build`), evaluate them with an embedded universal potential
+(:func:`load_potential`), and relax, run MD or NEB (:mod:`nnp_lab.simulate`) with every step
+streamed to whoever listens.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from nnp_lab import build
+from nnp_lab.errors import (
+    InputError,
+    SimulationError,
+    StructureError,
+    UncoveredElementsError,
+    UnknownModelError,
+)
+from nnp_lab.potentials import Potential, list_potentials, load_potential
+
+try:
+    __version__ = version("nnp_lab")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "__version__",
+    "build",
+    "InputError",
+    "SimulationError",
+    "StructureError",
+    "UncoveredElementsError",
+    "UnknownModelError",
+    "Potential",
+    "list_potentials",
+    "load_potential",
+]

@@ -1,0 +1,72 @@
+"""ASE's Effective Medium Theory as a :class:`Potential`: cheap, for tests and teaching.
+
+EMT covers Al, Cu, Ag, Au, Ni, Pd, Pt (and H, C, N, O only roughly); it is no substitute for
+a universal model, but it is fast enough to run thousands of MD steps in a test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.emt import EMT, parameters
+from ase.data import atomic_numbers
+
+from nnp_lab.potentials.base import Potential, has_stress
+from nnp_lab.potentials.registry import ModelSpec
+
+__all__ = ["EMTPotential", "specs"]
+
+_ELEMENTS = frozenset(atomic_numbers[s] for s in parameters)
+
+
+class EMTPotential(Potential):
+    """ASE's EMT (float64, CPU) behind the :class:`Potential` interface."""
+
+    name = "emt"
+    version = "ase"
+    elements = _ELEMENTS
+    cutoff = 6.0
+    device = "cpu"
+    dtype = "float64"
+    level_of_theory = "Effective Medium Theory (fitted to experiment, few metals)"
+    citation = (
+        "K. W. Jacobsen, P. Stoltze, J. K. Nørskov, 'A semi-empirical effective medium theory "
+        "for metals and alloys', Surf. Sci. 366, 394 (1996)"
+    )
+    licence = "LGPL-2.1+ (ase)"
+    package = "ase"
+
+    def __init__(self) -> None:
+        super().__init__()
+        import ase
+
+        self.version = f"ase {ase.__version__}"
+
+    def _evaluate(self, structures: list[Atoms], properties: tuple[str, ...]) -> list[dict]:
+        results = []
+        for atoms in structures:
+            work = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+            work.calc = EMT()
+            res = {
+                "energy": float(work.get_potential_energy()),
+                "forces": np.array(work.get_forces(), dtype=np.float64),
+            }
+            if "stress" in properties and has_stress(work):
+                res["stress"] = np.array(work.get_stress(voigt=True), dtype=np.float64)
+            results.append(res)
+        return results
+
+
+def specs() -> list[ModelSpec]:
+    """Registry entry for EMT."""
+    return [
+        ModelSpec(
+            name="emt",
+            load=lambda device: EMTPotential(),
+            level_of_theory=EMTPotential.level_of_theory,
+            licence="LGPL-2.1+",
+            description="ASE Effective Medium Theory: fast stand-in for tests and teaching",
+            package="ase",
+            elements=lambda: _ELEMENTS,
+        )
+    ]

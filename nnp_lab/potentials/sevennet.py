@@ -1,0 +1,235 @@
+"""SevenNet models from the ``sevenn`` wheel (weights ship inside the package; MIT licence).
+
+All structures of one :meth:`Potential.evaluate` call go through the network as one
+``torch_geometric`` batch, so an NEB iteration is a single forward/backward pass.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers
+
+from nnp_lab.potentials.base import Potential
+from nnp_lab.potentials.registry import ModelSpec
+
+__all__ = ["SevenNetPotential", "specs"]
+
+logger = logging.getLogger(__name__)
+
+_CITATION = (
+    "Y. Park, J. Kim, S. Hwang, S. Han, 'Scalable Parallel Algorithm for Graph Neural Network "
+    "Interatomic Potentials in Molecular Dynamics Simulations', J. Chem. Theory Comput. 20, "
+    "4857 (2024)"
+)
+_CITATION_MF = (
+    "J. Kim et al., 'Data-efficient multifidelity training for high-fidelity machine learning "
+    "interatomic potentials', J. Am. Chem. Soc. (2025); " + _CITATION
+)
+
+# Largest number of atoms pushed through the network in one batch (bounds peak memory).
+_MAX_BATCH_ATOMS = 4096
+
+# name -> (checkpoint path inside the sevenn package, modal, level of theory, description)
+_MODELS = {
+    "sevennet-0": (
+        "pretrained_potentials/SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth",
+        None,
+        "PBE/PBE+U (MPtrj)",
+        "SevenNet-0 (11Jul2024), NequIP-style E(3)-equivariant GNN, 5 Å cutoff",
+    ),
+    "sevennet-mf-0-pbe": (
+        "pretrained_potentials/SevenNet_MF_0/checkpoint_sevennet_mf_0.pth",
+        "PBE",
+        "PBE/PBE+U (MPtrj)",
+        "SevenNet-MF-0, multi-fidelity model, PBE head",
+    ),
+    "sevennet-mf-0-r2scan": (
+        "pretrained_potentials/SevenNet_MF_0/checkpoint_sevennet_mf_0.pth",
+        "R2SCAN",
+        "r2SCAN (MP r2SCAN)",
+        "SevenNet-MF-0, multi-fidelity model, r2SCAN head (different energy zero than PBE)",
+    ),
+    "sevennet-l3i5": (
+        "pretrained_potentials/SevenNet_l3i5/checkpoint_l3i5.pth",
+        None,
+        "PBE/PBE+U (MPtrj)",
+        "SevenNet-l3i5: lmax=3, 5 interaction layers; more accurate, ~3x slower",
+    ),
+}
+
+
+def _package_dir() -> Path | None:
+    spec = importlib.util.find_spec("sevenn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _checkpoint_path(relative: str) -> Path | None:
+    root = _package_dir()
+    return None if root is None else root / relative
+
+
+@functools.lru_cache(maxsize=None)
+def _load_checkpoint(path: str):
+    import sevenn.util
+
+    return sevenn.util.load_checkpoint(path)
+
+
+def _covered(relative: str) -> frozenset[int]:
+    path = _checkpoint_path(relative)
+    if path is None or not path.is_file():
+        raise FileNotFoundError(f"sevenn checkpoint {relative} not found (pip install sevenn)")
+    cp = _load_checkpoint(str(path))
+    return frozenset(atomic_numbers[s] for s in cp.config["chemical_species"])
+
+
+class SevenNetPotential(Potential):
+    """A SevenNet checkpoint evaluated in batches.
+
+    Parameters
+    ----------
+    checkpoint
+        Path of a SevenNet checkpoint (``.pth``) file.
+    name
+        Registered name.
+    modal
+        Fidelity head for multi-fidelity checkpoints (e.g. ``"PBE"``, ``"R2SCAN"``).
+    device
+        Torch device string.
+    level_of_theory, citation
+        Metadata.
+    """
+
+    package = "sevenn"
+    licence = "MIT (sevenn)"
+    dtype = "float32"
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        name: str = "sevennet",
+        modal: str | None = None,
+        device: str = "cpu",
+        level_of_theory: str = "unknown",
+        citation: str = _CITATION,
+    ) -> None:
+        super().__init__()
+        import sevenn._keys as KEY
+
+        self._KEY = KEY
+        cp = _load_checkpoint(str(checkpoint))
+        with warnings.catch_warnings():
+            # sevenn warns that no accelerated tensor-product backend is enabled.
+            warnings.simplefilter("ignore")
+            model = cp.build_model()
+        model.set_is_batch_data(True)
+        model.eval()
+        self.model = model.to(device)
+        self.config = cp.config
+        modal_map = self.config.get("_modal_map") or {}
+        if modal_map and modal not in modal_map:
+            raise ValueError(f"{name}: modal must be one of {list(modal_map)}, got {modal!r}")
+        self.modal = modal if modal_map else None
+        self.name = name
+        self.version = str(self.config.get("version", "unknown"))
+        self.cutoff = float(self.config[KEY.CUTOFF])
+        self.elements = frozenset(atomic_numbers[s] for s in self.config["chemical_species"])
+        self.device = device
+        self.level_of_theory = level_of_theory
+        self.citation = citation
+        self.checkpoint = str(checkpoint)
+
+    def _graph(self, atoms: Atoms):
+        from sevenn.atom_graph_data import AtomGraphData
+        from sevenn.train.dataload import unlabeled_atoms_to_graph
+
+        data = AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, self.cutoff))
+        if self.modal:
+            data[self._KEY.DATA_MODALITY] = self.modal
+        return data
+
+    def _evaluate(self, structures: list[Atoms], properties: tuple[str, ...]) -> list[dict]:
+        results: list[dict] = []
+        chunk: list[Atoms] = []
+        n_chunk = 0
+        for atoms in structures:
+            if chunk and n_chunk + len(atoms) > _MAX_BATCH_ATOMS:
+                results.extend(self._evaluate_batch(chunk))
+                chunk, n_chunk = [], 0
+            chunk.append(atoms)
+            n_chunk += len(atoms)
+        if chunk:
+            results.extend(self._evaluate_batch(chunk))
+        return results
+
+    def _evaluate_batch(self, structures: list[Atoms]) -> list[dict]:
+        from torch_geometric.data import Batch
+
+        KEY = self._KEY
+        batch = Batch.from_data_list([self._graph(a) for a in structures]).to(self.device)
+        out = self.model(batch)
+        energy = out[KEY.PRED_TOTAL_ENERGY].detach().cpu().numpy().astype(np.float64)
+        forces = out[KEY.PRED_FORCE].detach().cpu().numpy().astype(np.float64)
+        # sevenn's stress is (xx, yy, zz, xy, yz, zx) with the opposite sign to ASE.
+        stress = -out[KEY.PRED_STRESS].detach().cpu().numpy().astype(np.float64)
+        stress = stress[:, [0, 1, 2, 4, 5, 3]]
+        results = []
+        start = 0
+        for i, atoms in enumerate(structures):
+            n = len(atoms)
+            res = {"energy": float(energy[i]), "forces": forces[start : start + n].copy()}
+            if np.all(np.isfinite(stress[i])):
+                res["stress"] = stress[i].copy()
+            results.append(res)
+            start += n
+        return results
+
+
+def _loader(name: str):
+    relative, modal, level, _ = _MODELS[name]
+
+    def load(device: str) -> SevenNetPotential:
+        path = _checkpoint_path(relative)
+        if path is None:
+            raise ModuleNotFoundError(
+                f"{name} needs the sevenn package: pip install sevenn (its wheel ships the weights)"
+            )
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{name}: checkpoint {path} is missing from the installed sevenn; reinstall sevenn"
+            )
+        citation = _CITATION_MF if modal else _CITATION
+        return SevenNetPotential(
+            path, name=name, modal=modal, device=device, level_of_theory=level, citation=citation
+        )
+
+    return load
+
+
+def specs() -> list[ModelSpec]:
+    """Registry entries for the SevenNet models shipped in the sevenn wheel."""
+    out = []
+    for name, (relative, _modal, level, description) in _MODELS.items():
+        out.append(
+            ModelSpec(
+                name=name,
+                load=_loader(name),
+                level_of_theory=level,
+                licence="MIT",
+                description=description,
+                package="sevenn",
+                weights=functools.partial(_checkpoint_path, relative),
+                elements=functools.partial(_covered, relative),
+            )
+        )
+    return out

@@ -1,0 +1,333 @@
+"""Our own torch models behind the :class:`Potential` interface, and their file format.
+
+An :class:`EnergyModel` maps a batch of graphs (atoms + neighbour pairs) to one energy per
+structure; :class:`TorchModelPotential` builds the neighbour lists (vesin), differentiates
+the energy for forces and stress (strain derivative), and batches structures.
+
+File format (one ``.pt`` file, loaded with ``torch.load(weights_only=True)``)::
+
+    {"format": "nnp_lab.model", "format_version": 1,
+     "architecture": "nnp_lab.some.module:ClassName",   # an EnergyModel subclass
+     "config": {...},                                   # plain JSON-able constructor args
+     "state_dict": {...},                               # tensors
+     "metadata": {"name", "version", "level_of_theory", "citation", "licence", ...}}
+
+Only architectures inside the ``nnp_lab`` package load, so a model file can never import
+arbitrary code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from nnp_lab.errors import InputError
+from nnp_lab.potentials.base import Potential, has_stress
+
+__all__ = [
+    "EnergyModel",
+    "LennardJones",
+    "TorchModelPotential",
+    "save_model",
+    "load_model_file",
+    "FORMAT",
+]
+
+FORMAT = "nnp_lab.model"
+FORMAT_VERSION = 1
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class EnergyModel(torch.nn.Module):
+    """Base class of nnp_lab's trainable architectures.
+
+    Subclasses store their constructor arguments in ``self.config`` (JSON-able) and set
+    ``cutoff`` (Å) and ``elements`` (atomic numbers covered), then implement
+    :meth:`forward`.
+    """
+
+    cutoff: float
+    elements: tuple[int, ...]
+    config: dict[str, Any]
+
+    def forward(
+        self,
+        numbers: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_vectors: torch.Tensor,
+        batch: torch.Tensor,
+        n_structures: int,
+    ) -> torch.Tensor:
+        """Energies (eV) of ``n_structures`` structures, shape ``(n_structures,)``.
+
+        Parameters
+        ----------
+        numbers
+            Atomic numbers, shape ``(n_atoms,)``.
+        edge_index
+            ``(2, n_edges)``: pair ``(i, j)`` with ``j`` a neighbour of ``i`` within cutoff
+            (both directions present).
+        edge_vectors
+            ``r_j - r_i`` (including the periodic shift), shape ``(n_edges, 3)``; forces and
+            stress flow back through these.
+        batch
+            Structure index of each atom, shape ``(n_atoms,)``.
+        n_structures
+            Number of structures in the batch.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> EnergyModel:
+        """Build an untrained model from its config."""
+        return cls(**config)
+
+
+class LennardJones(EnergyModel):
+    """Lennard-Jones pair potential with trainable ε and σ, shifted to zero at the cutoff.
+
+    The smallest model that exercises the whole stack (training, saving, loading, running);
+    also the first potential of the teaching notebooks.
+
+    Parameters
+    ----------
+    epsilon
+        Well depth in eV.
+    sigma
+        Zero-crossing distance in Å.
+    cutoff
+        Cutoff in Å (energy shifted so that it is 0 there).
+    elements
+        Atomic numbers the model accepts.
+    """
+
+    def __init__(
+        self,
+        epsilon: float = 0.01,
+        sigma: float = 3.4,
+        cutoff: float = 8.0,
+        elements: tuple[int, ...] | list[int] = tuple(range(1, 119)),
+    ) -> None:
+        super().__init__()
+        self.config = {
+            "epsilon": float(epsilon),
+            "sigma": float(sigma),
+            "cutoff": float(cutoff),
+            "elements": [int(z) for z in elements],
+        }
+        self.cutoff = float(cutoff)
+        self.elements = tuple(int(z) for z in elements)
+        self.log_epsilon = torch.nn.Parameter(torch.tensor(np.log(epsilon), dtype=torch.float64))
+        self.log_sigma = torch.nn.Parameter(torch.tensor(np.log(sigma), dtype=torch.float64))
+
+    def forward(self, numbers, edge_index, edge_vectors, batch, n_structures):
+        eps = self.log_epsilon.exp()
+        sigma = self.log_sigma.exp()
+        r2 = (edge_vectors * edge_vectors).sum(dim=1)
+        sr6 = (sigma * sigma / r2) ** 3
+        src6 = (sigma / self.cutoff) ** 6
+        pair = 4 * eps * ((sr6 * sr6 - sr6) - (src6 * src6 - src6))
+        # Each pair appears twice (i->j and j->i): half of it belongs to atom i.
+        atomic = torch.zeros(numbers.shape[0], dtype=pair.dtype, device=pair.device)
+        atomic = atomic.index_add(0, edge_index[0], 0.5 * pair)
+        energy = torch.zeros(n_structures, dtype=pair.dtype, device=pair.device)
+        return energy.index_add(0, batch, atomic)
+
+
+def _neighbours(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full neighbour list (i, j, integer shifts S) with r_ij = r_j - r_i + S @ cell."""
+    from vesin import NeighborList
+
+    positions = atoms.positions
+    if atoms.pbc.any():
+        box = np.asarray(atoms.cell)
+    else:
+        box = np.zeros((3, 3))
+    i, j, shifts = NeighborList(cutoff=cutoff, full_list=True).compute(
+        positions, box, atoms.pbc.tolist(), quantities="ijS"
+    )
+    return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.float64)
+
+
+class TorchModelPotential(Potential):
+    """A :class:`Potential` around an :class:`EnergyModel`: forces and stress by autograd.
+
+    Parameters
+    ----------
+    model
+        The energy model.
+    name, version, level_of_theory, citation, licence
+        Metadata.
+    device
+        Torch device string.
+    dtype
+        ``"float32"`` or ``"float64"``.
+    """
+
+    package = "torch"
+
+    def __init__(
+        self,
+        model: EnergyModel,
+        *,
+        name: str = "torch-model",
+        version: str = "1",
+        level_of_theory: str = "unknown",
+        citation: str = "",
+        licence: str = "unknown",
+        device: str = "cpu",
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__()
+        if dtype not in _DTYPES:
+            raise InputError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
+        self.model = model.to(device=device, dtype=_DTYPES[dtype])
+        self.model.eval()
+        self.name = name
+        self.version = version
+        self.level_of_theory = level_of_theory
+        self.citation = citation
+        self.licence = licence
+        self.device = device
+        self.dtype = dtype
+        self.cutoff = float(model.cutoff)
+        self.elements = frozenset(model.elements)
+
+    def _evaluate(self, structures: list[Atoms], properties: tuple[str, ...]) -> list[dict]:
+        tdtype = _DTYPES[self.dtype]
+        dev = self.device
+        numbers, positions, cells, batch, edges, shifts, edge_batch = [], [], [], [], [], [], []
+        offset = 0
+        for k, atoms in enumerate(structures):
+            i, j, s = _neighbours(atoms, self.cutoff)
+            numbers.append(atoms.numbers)
+            positions.append(atoms.positions)
+            cells.append(np.asarray(atoms.cell))
+            batch.append(np.full(len(atoms), k))
+            edges.append(np.stack([i, j]) + offset)
+            shifts.append(s)
+            edge_batch.append(np.full(len(i), k))
+            offset += len(atoms)
+        n = len(structures)
+        pos = torch.tensor(np.concatenate(positions), dtype=tdtype, device=dev)
+        cell = torch.tensor(np.stack(cells), dtype=tdtype, device=dev)
+        z = torch.tensor(np.concatenate(numbers), dtype=torch.long, device=dev)
+        b = torch.tensor(np.concatenate(batch), dtype=torch.long, device=dev)
+        eidx = torch.tensor(np.concatenate(edges, axis=1), dtype=torch.long, device=dev)
+        sh = torch.tensor(np.concatenate(shifts), dtype=tdtype, device=dev)
+        eb = torch.tensor(np.concatenate(edge_batch), dtype=torch.long, device=dev)
+        # Strain trick: positions and cells are deformed by (1 + eps); dE/deps / V = stress.
+        strain = torch.zeros((n, 3, 3), dtype=tdtype, device=dev, requires_grad=True)
+        deform = torch.eye(3, dtype=tdtype, device=dev) + 0.5 * (strain + strain.transpose(1, 2))
+        pos = pos.requires_grad_(True)
+        pos_d = torch.bmm(pos.unsqueeze(1), deform[b]).squeeze(1)
+        cell_d = torch.bmm(cell, deform)
+        shift_vec = torch.bmm(sh.unsqueeze(1), cell_d[eb]).squeeze(1)
+        vec = pos_d[eidx[1]] - pos_d[eidx[0]] + shift_vec
+        energy = self.model(z, eidx, vec, b, n)
+        want_stress = "stress" in properties
+        grads = torch.autograd.grad(energy.sum(), [pos, strain] if want_stress else [pos])
+        forces = (-grads[0]).detach().cpu().numpy().astype(np.float64)
+        e = energy.detach().cpu().numpy().astype(np.float64)
+        results = []
+        start = 0
+        for k, atoms in enumerate(structures):
+            res = {"energy": float(e[k]), "forces": forces[start : start + len(atoms)].copy()}
+            if want_stress and has_stress(atoms):
+                sigma = grads[1][k].detach().cpu().numpy().astype(np.float64) / atoms.get_volume()
+                res["stress"] = sigma[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+            results.append(res)
+            start += len(atoms)
+        return results
+
+
+def save_model(
+    model: EnergyModel,
+    path: str | os.PathLike,
+    *,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Save ``model`` (weights + config + metadata) to one file that :func:`load_potential` reads.
+
+    Parameters
+    ----------
+    model
+        An :class:`EnergyModel` whose class lives in the ``nnp_lab`` package.
+    path
+        Output file (``.pt``).
+    metadata
+        ``name``, ``version``, ``level_of_theory``, ``citation``, ``licence``, ``dtype`` and
+        anything else JSON-able (reference energies, training report ...).
+    """
+    cls = type(model)
+    if not cls.__module__.startswith("nnp_lab."):
+        raise InputError(
+            f"only architectures defined in nnp_lab can be saved, not {cls.__module__}.{cls.__name__}"
+        )
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": f"{cls.__module__}:{cls.__qualname__}",
+        "config": dict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": dict(metadata or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return path
+
+
+def load_model_file(path: str | os.PathLike, *, device: str = "cpu") -> TorchModelPotential:
+    """Load a model file written by :func:`save_model` (``weights_only=True``: no pickled code).
+
+    Parameters
+    ----------
+    path
+        The ``.pt`` file.
+    device
+        Torch device string.
+    """
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise InputError(
+            f"{path} is not a model file nnp_lab can read ({exc.__class__.__name__}: {exc}); "
+            "save models with nnp_lab.potentials.torch_model.save_model"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(
+            f"{path} is not an nnp_lab model file (no 'format': '{FORMAT}' entry); "
+            "save models with nnp_lab.potentials.torch_model.save_model"
+        )
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise InputError(
+            f"{path} was written by a newer nnp_lab (format {payload['format_version']}); upgrade"
+        )
+    module_name, _, class_name = str(payload["architecture"]).partition(":")
+    if not module_name.startswith("nnp_lab."):
+        raise InputError(f"{path}: architecture {payload['architecture']!r} is not part of nnp_lab")
+    cls = getattr(importlib.import_module(module_name), class_name, None)
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, EnergyModel)):
+        raise InputError(f"{path}: unknown architecture {payload['architecture']!r}")
+    model = cls.from_config(payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    meta = payload.get("metadata", {})
+    return TorchModelPotential(
+        model,
+        name=str(meta.get("name", path.stem)),
+        version=str(meta.get("version", "1")),
+        level_of_theory=str(meta.get("level_of_theory", "unknown")),
+        citation=str(meta.get("citation", "")),
+        licence=str(meta.get("licence", "unknown")),
+        device=device,
+        dtype=str(meta.get("dtype", "float32")),
+    )
