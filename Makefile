@@ -21,7 +21,7 @@ lab: env
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 demo: env
-	$(BIN)/python -m nnp_lab.demo
+	$(BIN)/python notebooks/run.py notebooks/00_quickstart.ipynb
 
 test: env
 	$(BIN)/python -m pytest
