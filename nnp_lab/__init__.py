@@ -16,6 +16,7 @@ from nnp_lab.errors import (
     UnknownModelError,
 )
 from nnp_lab.potentials import Potential, list_potentials, load_potential
+from nnp_lab.simulate import md, neb, relax, vibrations
 
 try:
     __version__ = version("nnp_lab")
@@ -33,4 +34,8 @@ __all__ = [
     "Potential",
     "list_potentials",
     "load_potential",
+    "relax",
+    "md",
+    "neb",
+    "vibrations",
 ]

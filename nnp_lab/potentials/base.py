@@ -114,7 +114,7 @@ def validate_structure(atoms: Atoms, *, min_distance: float = MIN_DISTANCE) -> N
             )
         if not np.all(np.isfinite(cell)):
             raise StructureError("the cell contains NaN or infinite values; set a finite cell")
-    if n > 1:
+    if n > 1 or pbc.any():  # a single atom can still meet its own periodic image
         _check_min_distance(atoms, min_distance)
 
 
@@ -186,6 +186,8 @@ class Potential(abc.ABC):
         self,
         structures: Atoms | Sequence[Atoms],
         properties: Sequence[str] = PROPERTIES,
+        *,
+        validate: bool = True,
     ) -> list[dict[str, Any]]:
         """Evaluate energies, forces and stresses of several structures in one call.
 
@@ -197,6 +199,11 @@ class Potential(abc.ABC):
             Any of ``"energy"`` (eV), ``"forces"`` (eV/Å, shape ``(n, 3)``) and ``"stress"``
             (eV/Å³, Voigt order xx, yy, zz, yz, xz, xy, ASE sign convention). Stress is only
             returned for structures with a periodic direction and a 3D cell.
+        validate
+            Run the full input check (:meth:`check`: elements, cell, close contacts). With
+            False only finiteness of the positions is checked; calculators use that between
+            steps that only move atoms, where the close-contact search would cost as much as
+            a cheap model.
 
         Returns
         -------
@@ -216,7 +223,10 @@ class Potential(abc.ABC):
         if not structures:
             return []
         for atoms in structures:
-            self.check(atoms)
+            if validate:
+                self.check(atoms)
+            elif not np.all(np.isfinite(atoms.positions)):
+                validate_structure(atoms)  # raises with the offending atoms named
         with self._lock:
             results = self._evaluate(structures, props)
             if self.dispersion is not None:
@@ -333,6 +343,9 @@ class PotentialCalculator(Calculator):
             raise PropertyNotImplementedError(
                 "stress is only defined for periodic structures with a 3D cell"
             )
-        res = self.potential.evaluate([self.atoms], wanted)[0]
+        # Full checks when the composition or cell changed (or on the first call); between
+        # steps that only move atoms, just finiteness (see Potential.evaluate).
+        full = bool({"numbers", "cell", "pbc"} & set(system_changes))
+        res = self.potential.evaluate([self.atoms], wanted, validate=full)[0]
         self.results = dict(res)
         self.results["free_energy"] = res["energy"]

@@ -311,11 +311,13 @@ def attach_progress(run: Run, total: int | None, *, desc: str | None = None) -> 
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=desc or run.kind, unit="step", leave=True)
+    last = [0]
 
     def on_event(event: Event) -> None:
-        if event.step == 0:
-            return
-        bar.update(1)
+        # Advance by the step difference: MD reports only every `interval` steps.
+        if event.step > last[0]:
+            bar.update(event.step - last[0])
+            last[0] = event.step
         bar.set_postfix_str(f"E={event.energy:.4f} eV", refresh=False)
 
     run.subscribe(on_event)

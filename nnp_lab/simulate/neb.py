@@ -1,0 +1,842 @@
+"""Nudged elastic band (NEB) runs: minimum energy paths and barriers, streamed band by band.
+
+:func:`neb` is the one-call entry point; :class:`NEBRun` is the run object behind it
+(iterate :meth:`~nnp_lab.simulate._run.Run.irun` for live updates, call
+:meth:`~nnp_lab.simulate._run.Run.stop` to end early). The NEB itself is ASE's
+(:class:`ase.mep.NEB`, improved-tangent method by default) driven by an ASE optimizer; what this
+module adds is
+
+* **one model call per iteration**: before ASE projects the forces, all images whose positions
+  changed are evaluated together with a single :meth:`Potential.evaluate` call (the endpoints
+  once, in the first call), so a universal model sees the whole band as one batch;
+* a climbing-image strategy in two stages (see :class:`NEBRun`);
+* a frozen :class:`NEBStep` event per iteration and the whole band written to the trajectory
+  at every iteration;
+* an :class:`NEBResult` with barriers, the path length and a smooth energy profile.
+
+Conventions
+-----------
+``n_images`` counts the **intermediate** (moving) images, as in most ASE scripts: a run with
+``n_images=7`` has 9 images in total, the two fixed endpoints included. Everything that is
+indexed by image (event ``positions``/``energies``, ``NEBResult.images``/``energies``,
+``highest_image``, ``climbing``) covers all ``n_images + 2`` images, endpoint 0 first.
+
+Examples
+--------
+>>> result = neb(initial, final, "emt", n_images=5, fmax=0.05)  # doctest: +SKIP
+>>> result.forward_barrier, result.backward_barrier  # doctest: +SKIP
+>>> x, e = result.profile  # smooth curve for plotting, energies relative to the initial state
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+from ase import Atoms
+from ase.mep import NEB
+
+from nnp_lab.errors import InputError, SimulationError, StructureError
+from nnp_lab.potentials import Potential
+from nnp_lab.simulate._run import (
+    Event,
+    Run,
+    RunResult,
+    attach_progress,
+    frozen_array,
+    snapshot,
+)
+
+__all__ = [
+    "NEB_OPTIMIZERS",
+    "NEB_METHODS",
+    "check_endpoints",
+    "NEBStep",
+    "NEBProfile",
+    "NEBResult",
+    "NEBRun",
+    "NudgedElasticBand",
+    "neb",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Optimizer names accepted by :class:`NEBRun` (case-insensitive), all from :mod:`ase.optimize`.
+NEB_OPTIMIZERS = ("FIRE", "FIRE2", "BFGS", "LBFGS", "MDMin")
+
+#: NEB force projections accepted as ``method=`` (see :class:`ase.mep.NEB`).
+NEB_METHODS = ("improvedtangent", "aseneb", "eb", "spline", "string")
+
+
+def _optimizer_classes() -> dict[str, type]:
+    from ase.optimize import BFGS, FIRE, LBFGS, MDMin
+    from ase.optimize.fire2 import FIRE2
+
+    return {"fire": FIRE, "fire2": FIRE2, "bfgs": BFGS, "lbfgs": LBFGS, "mdmin": MDMin}
+
+
+def _resolve_optimizer(optimizer: str | type) -> tuple[str, type]:
+    from ase.optimize.optimize import Optimizer
+
+    if isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
+        return optimizer.__name__, optimizer
+    if not isinstance(optimizer, str):
+        raise InputError(
+            f"optimizer must be a name ({', '.join(NEB_OPTIMIZERS)}) or an "
+            f"ase.optimize.Optimizer subclass, not {type(optimizer).__name__}"
+        )
+    key = optimizer.strip().lower().replace("-", "").replace("_", "")
+    classes = _optimizer_classes()
+    if key not in classes:
+        raise InputError(
+            f"unknown NEB optimizer {optimizer!r}; choose one of {', '.join(NEB_OPTIMIZERS)} "
+            "(case-insensitive) or pass an ase.optimize.Optimizer subclass (line-search "
+            "optimizers such as BFGSLineSearch do not suit NEB: the band has no single energy)"
+        )
+    cls = classes[key]
+    return cls.__name__, cls
+
+
+def _check_number(name: str, value: Any, *, positive: bool, integer: bool = False) -> None:
+    kind = "an integer" if integer else "a number"
+    if integer:
+        ok = isinstance(value, (int, np.integer))
+    else:
+        ok = isinstance(value, (int, float, np.integer, np.floating))
+    if isinstance(value, bool) or not ok or not np.isfinite(value):
+        raise InputError(f"{name} must be {kind}, got {value!r}")
+    if positive and not value > 0:
+        raise InputError(f"{name} must be > 0, got {value!r}")
+    if not positive and value < 0:
+        raise InputError(f"{name} must be >= 0, got {value!r}")
+
+
+def check_endpoints(initial: Atoms, final: Atoms) -> None:
+    """Raise :class:`~nnp_lab.errors.InputError` unless two structures can be NEB endpoints.
+
+    NEB interpolates atom ``i`` of the initial state to atom ``i`` of the final state, so both
+    must hold the same atoms in the same order, with the same periodicity and the same cell.
+
+    Parameters
+    ----------
+    initial, final
+        The two endpoint structures (not modified).
+    """
+    for label, atoms in (("initial", initial), ("final", final)):
+        if not isinstance(atoms, Atoms):
+            raise InputError(
+                f"the {label} state must be an ase.Atoms, got {type(atoms).__name__}; build it "
+                "with nnp_lab.build or ase.io.read"
+            )
+    fix = (
+        "NEB endpoints must contain the same atoms in the same order; build the final state "
+        "from a copy of the initial one and move atoms (final = initial.copy(); "
+        "final.positions[i] = ...)"
+    )
+    if len(initial) != len(final):
+        raise InputError(
+            f"the initial state has {len(initial)} atoms ({initial.get_chemical_formula()}) but "
+            f"the final state has {len(final)} ({final.get_chemical_formula()}). {fix}"
+        )
+    zi, zf = initial.numbers, final.numbers
+    if np.any(zi != zf):
+        si, sf = initial.get_chemical_symbols(), final.get_chemical_symbols()
+        if sorted(zi.tolist()) != sorted(zf.tolist()):
+            raise InputError(
+                f"the endpoints have different compositions: initial "
+                f"{initial.get_chemical_formula()}, final {final.get_chemical_formula()}. {fix}"
+            )
+        bad = np.flatnonzero(zi != zf)
+        shown = ", ".join(f"{i} ({si[i]} vs {sf[i]})" for i in bad[:5])
+        raise InputError(
+            f"the endpoints have the same elements but in a different order: atoms {shown}"
+            f"{' ...' if len(bad) > 5 else ''} differ (initial vs final). {fix}; to reorder "
+            "an existing final state use final = final[order] with the index array that "
+            "maps each initial atom to its final counterpart"
+        )
+    if np.any(initial.pbc != final.pbc):
+        raise InputError(
+            f"the endpoints have different periodicity: pbc {initial.pbc.tolist()} (initial) vs "
+            f"{final.pbc.tolist()} (final); set final.pbc = initial.pbc"
+        )
+    ci, cf = np.asarray(initial.cell), np.asarray(final.cell)
+    diff = np.abs(ci - cf).max(axis=1)
+    bad_axes = ["abc"[i] for i in range(3) if initial.pbc[i] and diff[i] > 1e-6]
+    if bad_axes:
+        raise InputError(
+            f"the endpoints have different cells along the periodic direction(s) "
+            f"{', '.join(bad_axes)} (largest difference {diff.max():.3g} Å); NEB needs one "
+            "fixed cell. If the difference is just noise from a separate relaxation, use "
+            "final.set_cell(initial.cell, scale_atoms=False); a real volume change needs a "
+            "variable-cell method, which this NEB does not do"
+        )
+
+
+class _BatchedNEB(NEB):
+    """ASE's NEB whose images are evaluated together, one :meth:`Potential.evaluate` per band.
+
+    Before ASE's force projection (:meth:`get_forces`) every image whose positions changed
+    since it was last evaluated (and, on the first call, the endpoints) is evaluated in one
+    call; each image then carries its own single-point results, which ASE reads back as usual.
+    Repeated ``get_forces()`` calls at the same positions (optimizers make several per step)
+    cost no model evaluation.
+    """
+
+    def __init__(self, images: list[Atoms], potential: Potential, **kwargs: Any) -> None:
+        super().__init__(images, **kwargs)
+        self.potential = potential
+        #: Number of ``Potential.evaluate`` calls made so far.
+        self.n_evaluate_calls = 0
+
+    @staticmethod
+    def _stale(image: Atoms) -> bool:
+        calc = image.calc
+        if calc is None or "forces" not in getattr(calc, "results", {}):
+            return True
+        return bool(calc.check_state(image))
+
+    def evaluate_band(self) -> int:
+        """Evaluate all images whose results are missing or outdated; returns how many."""
+        stale = [i for i, image in enumerate(self.images) if self._stale(image)]
+        if not stale:
+            return 0
+        results = self.potential.evaluate([self.images[i] for i in stale], ("energy", "forces"))
+        self.n_evaluate_calls += 1
+        for i, res in zip(stale, results):
+            self.freeze_results_on_image(
+                self.images[i], energy=float(res["energy"]), forces=np.asarray(res["forces"])
+            )
+        return len(stale)
+
+    def get_forces(self) -> np.ndarray:
+        self.evaluate_band()
+        return super().get_forces()
+
+
+@dataclass(frozen=True)
+class NEBStep(Event):
+    """One NEB iteration (step 0 is the interpolated starting band).
+
+    Attributes
+    ----------
+    positions : numpy.ndarray
+        Positions of **all** images in Å, endpoints included: shape
+        ``(n_images + 2, n_atoms, 3)``; read-only.
+    energy : float
+        Energy of the highest image in eV.
+    energies : numpy.ndarray
+        Potential energy of every image in eV, shape ``(n_images + 2,)``; read-only.
+    fmax : float
+        Largest NEB force (projected true force plus spring force; for the climbing image the
+        inverted tangential force) on any atom of the moving images, eV/Å. The run converges
+        when it drops below the target with the climbing image active.
+    climbing : int or None
+        Index (in ``0 .. n_images + 1``) of the climbing image, or None while climbing is off
+        (or when the highest image is an endpoint).
+    converged : bool
+        Whether the run has converged at this step.
+    """
+
+    energies: np.ndarray
+    fmax: float
+    climbing: int | None = None
+    converged: bool = False
+
+
+class NEBProfile(NamedTuple):
+    """A smooth energy profile along the band (unpack as ``x, energy = result.profile``).
+
+    Attributes
+    ----------
+    x : numpy.ndarray
+        Reaction coordinate in Å (cumulative path length, minimum image convention).
+    energy : numpy.ndarray
+        Energy in eV **relative to the initial state**, from a cubic interpolation between
+        images that matches each image's energy and its force along the path
+        (:func:`ase.utils.forcecurve.fit_images`, the curve ASE's ``NEBTools`` plots).
+    """
+
+    x: np.ndarray
+    energy: np.ndarray
+
+
+@dataclass(repr=False)
+class NEBResult(RunResult):
+    """Outcome of a NEB run.
+
+    Attributes
+    ----------
+    images : list of ase.Atoms
+        The final band, ``n_images + 2`` new Atoms (endpoints included), each with a
+        single-point calculator holding its energy and forces.
+    energies : numpy.ndarray
+        Potential energy of every image in eV.
+    forward_barrier : float
+        ``E_max - E_initial`` in eV, with ``E_max`` the highest image energy (the climbing
+        image when the run converged with climbing on).
+    backward_barrier : float
+        ``E_max - E_final`` in eV.
+    highest_image : int
+        Index of the highest-energy image in ``images``.
+    reaction_coordinate : numpy.ndarray
+        Cumulative path length at each image, Å (0 at the initial state).
+    profile : NEBProfile
+        Smooth ``(x, energy)`` curve through the images, energies relative to the initial
+        state. ``profile.energy.max()`` estimates the barrier between images.
+    converged : bool
+        Whether ``fmax`` dropped below the target (with the climbing image, if requested).
+    n_steps : int
+        Optimizer iterations taken (all stages).
+    fmax : float
+        Final largest NEB force on the moving images, eV/Å.
+    climbing : int or None
+        Index of the climbing image at the end, or None.
+    energy_history : numpy.ndarray
+        Image energies at every iteration, shape ``(n_steps + 1, n_images + 2)`` in eV.
+    trajectory, stopped, provenance
+        See :class:`~nnp_lab.simulate._run.RunResult`.
+    """
+
+    images: list[Atoms]
+    energies: np.ndarray
+    forward_barrier: float
+    backward_barrier: float
+    highest_image: int
+    reaction_coordinate: np.ndarray
+    profile: NEBProfile
+    converged: bool
+    n_steps: int
+    fmax: float
+    climbing: int | None = None
+    energy_history: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    @property
+    def n_images(self) -> int:
+        """Number of intermediate (moving) images."""
+        return max(len(self.images) - 2, 0)
+
+    @property
+    def reaction_energy(self) -> float:
+        """``E_final - E_initial`` in eV."""
+        return float(self.energies[-1] - self.energies[0])
+
+    @property
+    def transition_state(self) -> Atoms:
+        """The highest image (the saddle-point estimate when converged with climbing)."""
+        return self.images[self.highest_image]
+
+    def plot(self, ax: Any = None) -> Any:
+        """Plot the band (images, force tangents and the smooth fit) with matplotlib.
+
+        Parameters
+        ----------
+        ax
+            Matplotlib axes to draw on (default: the current axes).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        from ase.utils.forcecurve import fit_images
+
+        return fit_images(self.images).plot(ax=ax)
+
+    def summary(self) -> str:
+        """A few lines describing the outcome (barriers, convergence, model, file)."""
+        model = self.provenance.get("model", "?")
+        params = self.provenance.get("parameters", {})
+        state = "converged" if self.converged else "NOT converged"
+        if self.stopped:
+            state += " (stopped early)"
+        target = params.get("fmax")
+        lines = [
+            f"NEB of {self.images[0].get_chemical_formula() if self.images else '?'} with "
+            f"{model}: {self.n_images} intermediate images, {params.get('optimizer', '?')}, "
+            f"climbing image {'on' if params.get('climb') else 'off'}",
+            f"  {state} after {self.n_steps} iterations: fmax {self.fmax:.4f} eV/Å"
+            + (f" (target {target})" if target is not None else ""),
+            f"  forward barrier {self.forward_barrier:.4f} eV, backward barrier "
+            f"{self.backward_barrier:.4f} eV, reaction energy {self.reaction_energy:+.4f} eV "
+            f"(highest image {self.highest_image})",
+        ]
+        if self.trajectory is not None:
+            lines.append(f"  trajectory: {self.trajectory}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        formula = self.images[0].get_chemical_formula() if self.images else "?"
+        return (
+            f"NEBResult({formula}, n_images={self.n_images}, converged={self.converged}, "
+            f"n_steps={self.n_steps}, forward_barrier={self.forward_barrier:.4f} eV, "
+            f"backward_barrier={self.backward_barrier:.4f} eV, highest_image="
+            f"{self.highest_image}, fmax={self.fmax:.4f} eV/Å, stopped={self.stopped}, "
+            f"trajectory={None if self.trajectory is None else str(self.trajectory)!r})"
+        )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+class NEBRun(Run):
+    """A nudged elastic band between two states, run iteration by iteration.
+
+    The caller's Atoms are never modified: the band is made of copies (constraints such as
+    ``FixAtoms`` on the initial state are kept on every image). Iterate :meth:`irun` to get
+    an :class:`NEBStep` per iteration, or call :meth:`run` for the :class:`NEBResult`.
+
+    Each iteration costs **one** :meth:`Potential.evaluate` call with all moving images (the
+    first call also evaluates both endpoints, which never move).
+
+    Parameters
+    ----------
+    initial, final
+        Endpoint structures: the same atoms in the same order, same cell and periodicity.
+        They should be relaxed minima (pass ``relax_endpoints=True`` to relax them first).
+    potential
+        A :class:`~nnp_lab.potentials.Potential`, a registered name such as ``"emt"``, or
+        None for the default universal model.
+    n_images
+        Number of **intermediate** images (the band has ``n_images + 2`` images).
+    climb
+        Use a climbing image (Henkelman et al. 2000) so the highest image converges to the
+        saddle point. Climbing is switched on in a second stage, see ``climb_after_fmax``.
+    fmax
+        Convergence target in eV/Å for the NEB forces on the moving images.
+    steps
+        Maximum number of optimizer iterations, all stages together.
+    interpolation
+        Initial path: ``"idpp"`` (image-dependent pair potential, Smidstrup et al. 2014;
+        avoids atoms passing through each other) or ``"linear"``.
+    optimizer
+        ``"FIRE"`` (default), ``"BFGS"``, ``"LBFGS"``, ``"FIRE2"`` or ``"MDMin"``
+        (case-insensitive), or an :class:`ase.optimize.optimize.Optimizer` subclass. A new
+        optimizer is started when climbing switches on.
+    k
+        Spring constant in eV/Å² (ASE's default 0.1).
+    trajectory
+        Path of an ASE ``.traj`` file: the whole band (``n_images + 2`` frames, endpoints
+        included, each with its energy and forces) is appended at every iteration, step 0
+        first, so ``ase.io.read(path, f"-{n_images + 2}:")`` is the last band and
+        ``ase.mep.NEBTools`` can analyse the file.
+    relax_endpoints
+        Relax both endpoints (positions only, same potential, optimizer and ``fmax``) with
+        :func:`nnp_lab.simulate.relax.relax` before building the band.
+    climb_after_fmax
+        Two-stage climbing strategy: the band first relaxes without a climbing image until
+        ``fmax`` drops below ``max(climb_after_fmax, fmax)`` eV/Å, then the highest image
+        starts climbing and the run continues to ``fmax``. Starting to climb on a rough
+        band can pick the wrong image. ``None`` climbs from the first iteration (ASE's
+        ``NEB(climb=True)`` behaviour). Ignored with ``climb=False``.
+    method
+        NEB force projection of :class:`ase.mep.NEB`: ``"improvedtangent"`` (default),
+        ``"aseneb"``, ``"eb"``, ``"spline"`` or ``"string"``.
+    mic
+        Interpolate with the minimum image convention. ``None`` (default) decides: on when
+        some atom's displacement between the endpoints is shorter through a periodic
+        boundary (it crossed the cell edge), else off.
+
+    Raises
+    ------
+    InputError
+        Endpoints that differ in atom count, element order, periodicity or cell; bad
+        options; or structures the potential cannot evaluate.
+    """
+
+    kind = "neb"
+
+    def __init__(
+        self,
+        initial: Atoms,
+        final: Atoms,
+        potential: Potential | str | None = None,
+        *,
+        n_images: int = 7,
+        climb: bool = True,
+        fmax: float = 0.05,
+        steps: int = 300,
+        interpolation: str = "idpp",
+        optimizer: str | type = "FIRE",
+        k: float = 0.1,
+        trajectory: str | os.PathLike | None = None,
+        relax_endpoints: bool = False,
+        climb_after_fmax: float | None = 0.5,
+        method: str = "improvedtangent",
+        mic: bool | None = None,
+    ) -> None:
+        check_endpoints(initial, final)
+        _check_number("n_images", n_images, positive=True, integer=True)
+        _check_number("fmax", fmax, positive=True)
+        _check_number("steps", steps, positive=False, integer=True)
+        _check_number("k", k, positive=True)
+        if climb_after_fmax is not None:
+            _check_number("climb_after_fmax", climb_after_fmax, positive=True)
+        if not isinstance(interpolation, str) or interpolation.lower() not in ("idpp", "linear"):
+            raise InputError(f"interpolation must be 'idpp' or 'linear', got {interpolation!r}")
+        if method not in NEB_METHODS:
+            raise InputError(
+                f"unknown NEB method {method!r}; choose one of {', '.join(NEB_METHODS)}"
+            )
+        opt_name, opt_cls = _resolve_optimizer(optimizer)
+        super().__init__(potential, trajectory=trajectory)
+        for atoms in (initial, final):
+            self.potential.check(atoms)  # fail now, with the potential's own message
+
+        self.initial = initial.copy()
+        self.final = final.copy()
+        for atoms in (self.initial, self.final):
+            atoms.calc = None
+        self.n_images = int(n_images)
+        self.climb = bool(climb)
+        self.fmax = float(fmax)
+        self.steps = int(steps)
+        self.interpolation = interpolation.lower()
+        self.optimizer_name = opt_name
+        self._optimizer_cls = opt_cls
+        self.k = float(k)
+        self.relax_endpoints = bool(relax_endpoints)
+        self.climb_after_fmax = None if climb_after_fmax is None else float(climb_after_fmax)
+        self.method = method
+        self.mic = mic
+        self.band: _BatchedNEB | None = None
+        self._step = 0
+        self._fmax_now = float("nan")
+        self._converged = False
+        self._history: list[np.ndarray] = []
+        self.parameters = {
+            "n_images": self.n_images,
+            "climb": self.climb,
+            "fmax": self.fmax,
+            "steps": self.steps,
+            "interpolation": self.interpolation,
+            "optimizer": opt_name,
+            "k": self.k,
+            "relax_endpoints": self.relax_endpoints,
+            "climb_after_fmax": self.climb_after_fmax,
+            "method": method,
+            "mic": mic,
+            "n_atoms": len(initial),
+            "formula": initial.get_chemical_formula(),
+        }
+
+    # -- set-up ---------------------------------------------------------------------------
+    @property
+    def n_evaluate_calls(self) -> int:
+        """How many :meth:`Potential.evaluate` calls the band has made so far."""
+        return 0 if self.band is None else self.band.n_evaluate_calls
+
+    def _relax_endpoints(self) -> None:
+        from nnp_lab.simulate.relax import relax
+
+        for label in ("initial", "final"):
+            atoms = getattr(self, label)
+            res = relax(
+                atoms, self.potential, fmax=self.fmax, steps=500, optimizer="FIRE"
+            )
+            if not res.converged:
+                warnings.warn(
+                    f"the {label} state did not relax to fmax {self.fmax} eV/Å "
+                    f"(reached {res.fmax:.3f}); the NEB continues from it",
+                    stacklevel=3,
+                )
+            relaxed = res.atoms.copy()
+            relaxed.calc = None
+            setattr(self, label, relaxed)
+            logger.info("relaxed the %s state: E = %.6f eV", label, res.energy)
+
+    def _use_mic(self) -> bool:
+        if self.mic is not None:
+            return bool(self.mic)
+        if not self.initial.pbc.any():
+            return False
+        from ase.geometry import find_mic
+
+        d = self.final.positions - self.initial.positions
+        d_mic, _ = find_mic(d, self.initial.cell, self.initial.pbc)
+        crossed = np.linalg.norm(d, axis=1) - np.linalg.norm(d_mic, axis=1) > 1e-6
+        if crossed.any():
+            logger.info(
+                "atoms %s cross a periodic boundary between the endpoints; interpolating "
+                "with the minimum image convention",
+                np.flatnonzero(crossed)[:10].tolist(),
+            )
+        return bool(crossed.any())
+
+    def _build_band(self) -> _BatchedNEB:
+        images = [self.initial.copy() for _ in range(self.n_images + 1)] + [self.final.copy()]
+        mic = self._use_mic()
+        self.parameters["mic"] = mic
+        # Interpolate on a plain ASE NEB (IDPP runs its own optimizer on the band with IDPP
+        # calculators; the batched band must not evaluate the model during that).
+        plain = NEB(images, k=self.k, method=self.method)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                plain.interpolate(method=self.interpolation, mic=mic)
+        except RuntimeError as exc:
+            if "onstraint" not in str(exc):
+                raise
+            raise InputError(
+                "constrained atoms (e.g. FixAtoms) are at different positions in the initial "
+                "and final states, so interpolating would move them; make the constrained "
+                "atoms identical in both endpoints"
+            ) from exc
+        for image in images:
+            image.calc = None
+        return _BatchedNEB(
+            images, self.potential, k=self.k, climb=False, method=self.method
+        )
+
+    # -- the run --------------------------------------------------------------------------
+    def _steps(self) -> Iterator[NEBStep]:
+        if self.relax_endpoints:
+            self._relax_endpoints()
+        band = self.band = self._build_band()
+        climbing = self.climb and self.climb_after_fmax is None
+        band.climb = climbing
+        logger.info(
+            "NEB of %s (%d atoms): %d intermediate images, %s, fmax=%g, steps=%d, climb=%s",
+            self.initial.get_chemical_formula(), len(self.initial), self.n_images,
+            self.optimizer_name, self.fmax, self.steps, self.climb,
+        )
+        done = 0  # optimizer iterations finished in earlier stages
+        first = True
+        while True:
+            final_stage = climbing or not self.climb
+            target = self.fmax if final_stage else max(self.climb_after_fmax, self.fmax)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                opt = self._optimizer_cls(band, logfile=None)
+            generator = opt.irun(fmax=target, steps=max(self.steps - done, 0))
+            converged = False
+            while True:
+                try:
+                    converged = bool(next(generator))
+                except StopIteration:
+                    break
+                except StructureError as exc:
+                    raise SimulationError(
+                        f"the NEB produced an invalid image after iteration {self._step}: {exc}. "
+                        f"{self._where()}Try more images, a smaller k, interpolation='idpp', or "
+                        "check the endpoints."
+                    ) from exc
+                step = done + int(opt.nsteps)
+                if not first and opt.nsteps == 0:
+                    # A new stage starts from the band we already reported.
+                    self._update_state(converged and final_stage)
+                    continue
+                first = False
+                yield self._record(step, converged and final_stage)
+            done += int(opt.nsteps)
+            if converged and not final_stage:
+                climbing = band.climb = True
+                logger.info(
+                    "NEB: band relaxed to fmax < %g eV/Å after %d iterations; climbing image on",
+                    target, done,
+                )
+                continue
+            break
+        if self._history:
+            last = self._history[-1]
+            if int(np.argmax(last)) in (0, len(last) - 1):
+                warnings.warn(
+                    "the highest-energy image is an endpoint: the path is downhill all the way "
+                    "(the barrier is just the reaction energy) or an endpoint is not a minimum; "
+                    "check the endpoints (relax_endpoints=True)",
+                    stacklevel=2,
+                )
+        if not self._converged and not self.stop_requested:
+            warnings.warn(
+                f"NEB not converged after {self._step} iterations: fmax {self._fmax_now:.4f} "
+                f"eV/Å > {self.fmax}"
+                + ("" if band.climb or not self.climb else " (climbing image never switched on)")
+                + "; continue from result.images, raise steps=, or add images",
+                stacklevel=2,
+            )
+
+    def _band_fmax(self) -> float:
+        forces = self.band.get_forces()  # cached: no model evaluation
+        return float(np.sqrt((forces**2).sum(axis=1)).max()) if len(forces) else 0.0
+
+    def _climbing_index(self) -> int | None:
+        band = self.band
+        if band is None or not band.climb or band.energies is None:
+            return None
+        imax = int(band.imax)  # the image ASE treats as climbing (moving images only)
+        return imax if 0 < imax < band.nimages - 1 else None
+
+    def _update_state(self, converged: bool) -> None:
+        self._fmax_now = self._band_fmax()
+        self._converged = converged
+
+    def _record(self, step: int, converged: bool) -> NEBStep:
+        band = self.band
+        # From the images' own results (ASE's band.energies leaves the endpoints unset
+        # with method="aseneb").
+        energies = np.array([image.get_potential_energy() for image in band.images], dtype=float)
+        if not np.all(np.isfinite(energies)):
+            raise SimulationError(
+                f"the potential returned a non-finite energy at NEB iteration {step} "
+                f"(energies {energies.tolist()}). {self._where()}Check the endpoints and model."
+            )
+        self._update_state(converged)
+        self._step = step
+        self._history.append(energies.copy())
+        for image in band.images:
+            frame = snapshot(image)
+            frame.info["step"] = step
+            self.write_frame(frame)
+        return NEBStep(
+            run=self.kind,
+            step=step,
+            positions=frozen_array(np.stack([image.positions for image in band.images])),
+            cell=frozen_array(band.images[0].cell[:]),
+            energy=float(energies.max()),
+            energies=frozen_array(energies),
+            fmax=self._fmax_now,
+            climbing=self._climbing_index(),
+            converged=converged,
+        )
+
+    def _where(self) -> str:
+        if self.trajectory_path is not None:
+            return f"Bands up to the last good iteration are in {self.trajectory_path}. "
+        return ""
+
+    def _result(self) -> NEBResult:
+        band = self.band
+        if band is None or band.energies is None or not self._history:
+            images = [self.initial.copy(), self.final.copy()] if band is None else [
+                image.copy() for image in band.images
+            ]
+            for image in images:
+                image.calc = None
+            nan = float("nan")
+            n = len(images)
+            return NEBResult(
+                images=images,
+                energies=np.full(n, nan),
+                forward_barrier=nan,
+                backward_barrier=nan,
+                highest_image=0,
+                reaction_coordinate=np.full(n, nan),
+                profile=NEBProfile(np.zeros(0), np.zeros(0)),
+                converged=False,
+                n_steps=0,
+                fmax=nan,
+                climbing=None,
+                energy_history=np.zeros((0, n)),
+            )
+        images = [snapshot(image) for image in band.images]
+        energies = np.array([image.get_potential_energy() for image in images], dtype=float)
+        imax = int(np.argmax(energies))
+        from ase.utils.forcecurve import fit_images
+
+        fit = fit_images(images)
+        return NEBResult(
+            images=images,
+            energies=energies,
+            forward_barrier=float(energies[imax] - energies[0]),
+            backward_barrier=float(energies[imax] - energies[-1]),
+            highest_image=imax,
+            reaction_coordinate=np.asarray(fit.path, dtype=float),
+            profile=NEBProfile(
+                np.asarray(fit.fit_path, dtype=float), np.asarray(fit.fit_energies, dtype=float)
+            ),
+            converged=self._converged,
+            n_steps=self._step,
+            fmax=self._fmax_now,
+            climbing=self._climbing_index(),
+            energy_history=np.array(self._history),
+        )
+
+
+#: Alias of :class:`NEBRun`.
+NudgedElasticBand = NEBRun
+
+
+def neb(
+    initial: Atoms,
+    final: Atoms,
+    potential: Potential | str | None = None,
+    *,
+    n_images: int = 7,
+    climb: bool = True,
+    fmax: float = 0.05,
+    steps: int = 300,
+    interpolation: str = "idpp",
+    trajectory: str | os.PathLike | None = None,
+    live: bool = False,
+    **options: Any,
+) -> NEBResult:
+    """Find the minimum energy path and barrier between two states with a (climbing-image) NEB.
+
+    Parameters
+    ----------
+    initial, final
+        Endpoint structures (not modified): same atoms in the same order, same cell. They
+        should be relaxed minima; pass ``relax_endpoints=True`` to relax them first.
+    potential
+        A :class:`~nnp_lab.potentials.Potential`, a registered name (``"sevennet-0"``,
+        ``"emt"``, ...) or None for the default universal model.
+    n_images
+        Number of **intermediate** images; the band has ``n_images + 2`` images.
+    climb
+        Converge the highest image to the saddle point (climbing image, switched on once
+        the band is roughly relaxed; see ``climb_after_fmax`` in :class:`NEBRun`).
+    fmax
+        Force convergence target in eV/Å.
+    steps
+        Maximum number of NEB iterations.
+    interpolation
+        ``"idpp"`` (default) or ``"linear"`` initial path.
+    trajectory
+        ``.traj`` path; the whole band is appended at every iteration.
+    live
+        Show live progress while running.
+    **options
+        Further keywords of :class:`NEBRun`: ``optimizer``, ``k``, ``relax_endpoints``,
+        ``climb_after_fmax``, ``method``, ``mic``.
+
+    Returns
+    -------
+    NEBResult
+        Final band, energies, forward/backward barriers, reaction coordinate, smooth
+        profile, convergence and provenance. ``stopped`` is True when the run was
+        interrupted; the partial band is returned.
+
+    Raises
+    ------
+    InputError
+        Mismatched endpoints (atom count, order, cell), bad options, or structures the
+        potential cannot evaluate.
+    SimulationError
+        The potential returned NaN/inf or produced overlapping atoms during the run.
+
+    Examples
+    --------
+    >>> res = neb(initial, final, "emt", n_images=5)  # doctest: +SKIP
+    >>> print(res.summary())  # doctest: +SKIP
+    """
+    run = NEBRun(
+        initial,
+        final,
+        potential,
+        n_images=n_images,
+        climb=climb,
+        fmax=fmax,
+        steps=steps,
+        interpolation=interpolation,
+        trajectory=trajectory,
+        **options,
+    )
+    close = attach_progress(run, steps) if live else None
+    try:
+        return run.run()
+    finally:
+        if close is not None:
+            close()

@@ -1,0 +1,14 @@
+"""Jupyter widgets for nnp_lab: a live 3D viewer, a trajectory player and an NEB band view.
+
+The viewer is an `anywidget <https://anywidget.dev>`_ whose dependency-free WebGL2 front end
+ships inside the package (no JupyterLab extension to install). It needs ``anywidget`` and
+``ipywidgets`` (``pip install nnp_lab[lab]``).
+
+>>> from nnp_lab.widgets import Viewer
+>>> v = Viewer(atoms)                       # doctest: +SKIP
+>>> v.update(new_positions, label="step 1") # doctest: +SKIP
+"""
+
+from nnp_lab.widgets.viewer import TrajectoryPlayer, Viewer
+
+__all__ = ["TrajectoryPlayer", "Viewer"]

@@ -1,0 +1,399 @@
+"""Molecular dynamics: energy conservation, thermostats, NPT, seeds, events, blow-ups."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from ase import units
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.cluster import Icosahedron
+from ase.constraints import FixAtoms
+from ase.io import read
+
+from nnp_lab.errors import InputError, SimulationError
+from nnp_lab.potentials import has_stress, load_potential
+from nnp_lab.potentials.emt import EMTPotential
+from nnp_lab.simulate.md import MDResult, MDStep, MolecularDynamics, md
+
+
+class CachedEMT(EMTPotential):
+    """ASE EMT that keeps one calculator, so EMT's neighbour list is reused between steps.
+
+    Same energies and forces as the registered ``"emt"`` (which builds a fresh EMT per
+    call), about twice as fast in long MD runs; the engine only sees the Potential
+    interface, so it is exercised the same way.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._work = None
+        self._key = None
+
+    def _evaluate(self, structures, properties):
+        out = []
+        for atoms in structures:
+            key = (tuple(atoms.numbers), tuple(atoms.pbc))
+            if self._work is None or self._key != key:
+                self._work = atoms.copy()
+                self._work.set_constraint()
+                self._work.calc = EMT()
+                self._key = key
+            work = self._work
+            work.set_cell(atoms.cell)
+            work.set_positions(atoms.positions)
+            res = {
+                "energy": float(work.get_potential_energy()),
+                "forces": np.array(work.get_forces(), dtype=np.float64),
+            }
+            if "stress" in properties and has_stress(work):
+                res["stress"] = np.array(work.get_stress(voigt=True), dtype=np.float64)
+            out.append(res)
+        return out
+
+
+class NaNAfter(EMTPotential):
+    """EMT returning NaN energy and forces from the (k+1)-th evaluation on."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.calls = 0
+
+    def _evaluate(self, structures, properties):
+        results = super()._evaluate(structures, properties)
+        self.calls += 1
+        if self.calls > self.k:
+            for res in results:
+                res["energy"] = float("nan")
+                res["forces"] = np.full_like(res["forces"], np.nan)
+        return results
+
+
+@pytest.fixture(scope="module")
+def fast_emt():
+    return CachedEMT()
+
+
+@pytest.fixture(scope="module")
+def emt():
+    return load_potential("emt")
+
+
+def cu32():
+    return bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+
+
+def cu108():
+    return bulk("Cu", "fcc", a=3.6, cubic=True).repeat(3)
+
+
+def second_half_mean(values) -> float:
+    values = np.asarray(values)
+    return float(values[len(values) // 2 :].mean())
+
+
+def test_cached_emt_matches_registered_emt(emt, fast_emt):
+    atoms = cu32()
+    atoms.rattle(0.05, seed=0)
+    a, b = emt.evaluate([atoms])[0], fast_emt.evaluate([atoms])[0]
+    assert a["energy"] == pytest.approx(b["energy"], abs=1e-10)
+    assert np.allclose(a["forces"], b["forces"], atol=1e-10)
+    assert np.allclose(a["stress"], b["stress"], atol=1e-10)
+
+
+# -- energy conservation ---------------------------------------------------------------
+def test_nve_conserves_energy_over_1000_steps(fast_emt):
+    atoms = cu32()
+    result = md(atoms, fast_emt, ensemble="nve", temperature_K=300, timestep_fs=2.0,
+                steps=1000, interval=10, seed=0)
+    n = len(atoms)
+    etot = result.total_energy / n
+    assert result.n_steps == 1000 and len(result.frames) == 101
+    assert result.time_ps[-1] == pytest.approx(2.0)
+    # bound: 2e-4 eV/atom drift, 5e-5 eV/atom fluctuation (measured ~2e-5 and ~4e-6)
+    assert abs(etot[-1] - etot[0]) < 2e-4
+    assert etot.std() < 5e-5
+    # and something did happen: potential and kinetic energy exchanged
+    assert np.ptp(result.potential_energy) / n > 1e-3
+    # starting from the perfect lattice, equipartition halves the initial 300 K
+    assert 100 < second_half_mean(result.temperature_K) < 200
+    assert np.allclose(result.total_energy, result.potential_energy + result.kinetic_energy)
+
+
+@pytest.mark.slow
+def test_nve_with_the_default_universal_model():
+    si = bulk("Si", "diamond", a=5.43, cubic=True)  # 8 atoms
+    result = md(si, load_potential("sevennet-0"), ensemble="nve", temperature_K=300,
+                timestep_fs=1.0, steps=20, interval=1, seed=0)
+    etot = result.total_energy / len(si)
+    assert len(etot) == 21
+    assert abs(etot[-1] - etot[0]) < 5e-3
+    assert np.abs(etot - etot[0]).max() < 5e-3
+    assert result.provenance["model"] == "sevennet-0"
+
+
+# -- thermostats -----------------------------------------------------------------------
+@pytest.mark.parametrize("thermostat", ["langevin", "bussi", "nose-hoover"])
+def test_thermostat_reaches_target_temperature(fast_emt, thermostat):
+    run = MolecularDynamics(cu108(), fast_emt, ensemble="nvt", thermostat=thermostat,
+                            temperature_K=300, timestep_fs=5.0, steps=150, interval=5, seed=1)
+    result = run.run()
+    mean = second_half_mean(result.temperature_K)
+    assert 255 < mean < 345, mean  # ±15 % over the second half (375 fs)
+    # NVE from the same start would settle near 150 K: the thermostat did the work
+    assert result.temperature_K.min() < 250
+    assert result.provenance["parameters"]["thermostat"] == thermostat
+
+
+@pytest.mark.parametrize("thermostat", ["langevin", "bussi", "nose-hoover", "berendsen"])
+def test_set_temperature_mid_run_moves_the_average(fast_emt, thermostat):
+    run = MolecularDynamics(cu32(), fast_emt, thermostat=thermostat, temperature_K=300,
+                            timestep_fs=5.0, steps=160, interval=2, seed=3)
+
+    def heat(event):
+        if event.step == 60:
+            run.set_temperature(900)
+
+    run.subscribe(heat)
+    events = list(run.irun())
+    temps = np.array([e.temperature_K for e in events])
+    steps = np.array([e.step for e in events])
+    before = temps[(steps > 30) & (steps <= 60)].mean()
+    after = temps[steps > 110].mean()
+    assert before < 400
+    assert after > 700, (before, after)
+    assert run.temperature_K == 900
+    assert events[-1].target_temperature_K == 900
+    assert events[0].target_temperature_K == 300
+    schedule = run.result.provenance["parameters"]["temperature_schedule"]
+    assert schedule == [(0, 300.0), (60, 900.0)]
+
+
+def test_set_temperature_rejected_for_nve(fast_emt):
+    run = MolecularDynamics(cu32(), fast_emt, ensemble="nve", steps=1)
+    with pytest.raises(InputError, match="NVE"):
+        run.set_temperature(500)
+
+
+def test_npt_changes_the_cell_towards_equilibrium(fast_emt):
+    compressed = bulk("Cu", "fcc", a=3.5, cubic=True).repeat(2)  # EMT's a is ~3.59 Å
+    result = md(compressed, fast_emt, ensemble="npt", pressure_bar=1.0, temperature_K=300,
+                timestep_fs=2.0, steps=150, interval=5, seed=0, taup_fs=100.0)
+    v_atom = result.volume / len(compressed)
+    assert v_atom[0] == pytest.approx(3.5**3 / 4)
+    assert 11.2 < second_half_mean(v_atom) < 12.2  # EMT: 11.57 Å³/atom at 0 K
+    assert abs(second_half_mean(result.pressure_GPa)) < 2.0  # starts at ~+12 GPa
+    assert result.pressure_GPa[0] > 8.0
+    assert np.all(np.isfinite(result.total_energy))
+    assert result.temperature_K.max() < 900
+    assert result.provenance["parameters"]["integrator"] == "IsotropicMTKNPT"
+    # cubic shape kept by the isotropic barostat
+    cellpar = result.atoms.cell.cellpar()
+    assert cellpar[:3] == pytest.approx([cellpar[0]] * 3)
+
+
+def test_anisotropic_npt_runs_and_heats(fast_emt):
+    run = MolecularDynamics(cu32(), fast_emt, ensemble="npt", barostat="anisotropic",
+                            pressure_bar=1.0e4, temperature_K=300, timestep_fs=2.0,
+                            steps=20, interval=10, seed=0, taup_fs=100.0)
+    run.subscribe(lambda e: run.set_temperature(600) if e.step == 10 else None)
+    result = run.run()
+    assert result.provenance["parameters"]["integrator"] == "MTKNPT"
+    assert not np.allclose(result.frames[0].cell[:], result.atoms.cell[:])
+    assert run._dyn._thermostat._kT == pytest.approx(600 * units.kB, rel=1e-12)
+
+
+# -- reproducibility -------------------------------------------------------------------
+@pytest.mark.parametrize("thermostat", ["langevin", "bussi"])
+def test_same_seed_same_trajectory(fast_emt, thermostat):
+    def positions(seed):
+        result = md(cu32(), fast_emt, thermostat=thermostat, temperature_K=500,
+                    timestep_fs=2.0, steps=30, interval=10, seed=seed)
+        return np.array([f.positions for f in result.frames])
+
+    first, again, other = positions(7), positions(7), positions(8)
+    assert np.array_equal(first, again)
+    assert not np.allclose(first[1:], other[1:])
+
+
+def test_no_seed_records_one(fast_emt):
+    run = MolecularDynamics(cu32(), fast_emt, steps=2, interval=1)
+    a = run.run()
+    b = md(cu32(), fast_emt, steps=2, interval=1, seed=a.provenance["parameters"]["seed"])
+    assert np.array_equal(a.atoms.positions, b.atoms.positions)
+
+
+# -- events, results, input ------------------------------------------------------------
+def test_events_and_frames(fast_emt, tmp_path):
+    path = tmp_path / "md.traj"
+    atoms = cu32()
+    before = atoms.copy()
+    run = MolecularDynamics(atoms, fast_emt, temperature_K=300, timestep_fs=2.0, steps=25,
+                            interval=10, trajectory=path, seed=0)
+    seen = []
+    run.subscribe(seen.append)
+    events = list(run.irun())
+    result = run.result
+
+    assert isinstance(result, MDResult)
+    assert seen == events
+    assert all(isinstance(e, MDStep) for e in events)
+    assert [e.step for e in events] == [0, 10, 20, 25]
+    assert [e.time_ps for e in events] == pytest.approx([0, 0.02, 0.04, 0.05])
+    for e in events:
+        assert e.total_energy == pytest.approx(e.energy + e.kinetic_energy)
+        assert e.pressure_GPa is not None
+    event = events[1]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.temperature_K = 0.0
+    for arr in (event.positions, event.cell, event.velocities):
+        assert not arr.flags.writeable
+        with pytest.raises(ValueError):
+            arr[0] = 0.0
+
+    assert result.n_steps == 25
+    assert len(result.frames) == 4 and len(result.temperature_K) == 4
+    assert result.temperature_K == pytest.approx([e.temperature_K for e in events])
+    assert result.potential_energy == pytest.approx([e.energy for e in events])
+    assert [f.info["step"] for f in result.frames] == [0, 10, 20, 25]
+    last = result.frames[-1]
+    assert np.allclose(last.get_velocities(), events[-1].velocities)
+    assert np.allclose(result.atoms.positions, events[-1].positions)
+    assert result.atoms.get_potential_energy() == pytest.approx(events[-1].energy)
+    assert result.atoms.get_temperature() == pytest.approx(events[-1].temperature_K)
+
+    on_disk = read(path, ":")
+    assert len(on_disk) == 4
+    assert np.allclose(on_disk[-1].get_velocities(), events[-1].velocities)
+    assert on_disk[2].get_potential_energy() == pytest.approx(events[2].energy)
+    assert result.trajectory == path and "md.traj" in repr(result)
+    assert "2nd half" in result.summary()
+
+    # the caller's Atoms is untouched
+    assert np.array_equal(atoms.positions, before.positions)
+    assert atoms.calc is None and not np.any(atoms.get_momenta())
+
+
+def test_stop_between_recorded_steps_records_the_final_state(fast_emt):
+    class StopAt(CachedEMT):
+        calls = 0
+
+        def _evaluate(self, structures, properties):
+            StopAt.calls += 1
+            if StopAt.calls == 15:  # evaluation 15 = step 14
+                run.stop()
+            return super()._evaluate(structures, properties)
+
+    run = MolecularDynamics(cu32(), StopAt(), steps=100, interval=10, seed=0)
+    result = run.run()
+    assert result.stopped
+    assert [f.info["step"] for f in result.frames] == [0, 10, 14]
+    assert result.n_steps == 14
+
+
+def test_given_velocities_are_kept(fast_emt):
+    atoms = cu32()
+    rng = np.random.default_rng(0)
+    atoms.set_velocities(rng.normal(scale=0.01, size=(len(atoms), 3)))
+    given = atoms.get_velocities()
+    kept = md(atoms, fast_emt, steps=0, seed=1)
+    assert np.allclose(kept.frames[0].get_velocities(), given)
+    assert kept.provenance["parameters"]["velocities"] == "kept"
+    drawn = md(atoms, fast_emt, steps=0, seed=1, velocities="thermalize")
+    assert not np.allclose(drawn.frames[0].get_velocities(), given)
+    assert np.allclose(drawn.frames[0].get_momenta().sum(axis=0), 0, atol=1e-10)  # no drift
+
+
+def test_fixed_atoms_do_not_move_in_md(fast_emt):
+    cluster = Icosahedron("Cu", 2)
+    cluster.set_constraint(FixAtoms(indices=[0]))
+    result = md(cluster, fast_emt, temperature_K=300, timestep_fs=2.0, steps=20, interval=5,
+                seed=0)
+    start = cluster.positions[0]
+    assert all(np.allclose(f.positions[0], start) for f in result.frames)
+    assert not np.allclose(result.atoms.positions[1:], cluster.positions[1:])
+    assert isinstance(result.atoms.constraints[0], FixAtoms)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"ensemble": "nph"}, "nve, nvt, npt"),
+        ({"thermostat": "andersen"}, "langevin, bussi, nose-hoover, berendsen"),
+        ({"ensemble": "npt"}, "pressure_bar"),
+        ({"pressure_bar": 1.0}, "only applies to ensemble='npt'"),
+        ({"ensemble": "npt", "pressure_bar": 1.0, "thermostat": "langevin"}, "nose-hoover"),
+        ({"timestep_fs": 0}, "timestep_fs must be > 0"),
+        ({"temperature_K": -5}, "temperature_K must be >= 0"),
+        ({"steps": -1}, "steps must be >= 0"),
+        ({"interval": 0}, "interval must be >= 1"),
+        ({"friction": -0.1}, "friction must be > 0"),
+        ({"seed": -1}, "seed"),
+        ({"velocities": "random"}, "auto, thermalize, keep"),
+        ({"thermostat": "nose-hoover", "temperature_K": 0}, "temperature_K > 0"),
+        ({"thermostat": "bussi", "temperature_K": 0}, "zero kinetic energy"),
+        ({"frcition": 0.01}, "unknown md option"),
+    ],
+)
+def test_bad_md_input_raises_input_error(fast_emt, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        md(cu32(), fast_emt, **{"steps": 1, **kwargs})
+
+
+def test_npt_needs_a_periodic_cell(fast_emt):
+    with pytest.raises(InputError, match="periodic"):
+        md(Icosahedron("Cu", 2), fast_emt, ensemble="npt", pressure_bar=1.0, steps=1)
+
+
+def test_thermostat_ignored_for_nve_with_a_warning(fast_emt):
+    with pytest.warns(UserWarning, match="ignored"):
+        result = md(cu32(), fast_emt, ensemble="nve", thermostat="langevin", steps=1)
+    assert result.provenance["parameters"]["integrator"] == "VelocityVerlet"
+
+
+def test_every_integrator_is_the_expected_ase_class(fast_emt):
+    expected = {
+        ("nve", None): "VelocityVerlet",
+        ("nvt", "langevin"): "Langevin",
+        ("nvt", "bussi"): "Bussi",
+        ("nvt", "nose-hoover"): "NoseHooverChainNVT",
+        ("nvt", "nhc"): "NoseHooverChainNVT",
+        ("nvt", "berendsen"): "NVTBerendsen",
+        ("npt", None): "IsotropicMTKNPT",
+    }
+    for (ensemble, thermostat), name in expected.items():
+        run = MolecularDynamics(cu32(), fast_emt, ensemble=ensemble, thermostat=thermostat,
+                                pressure_bar=1.0 if ensemble == "npt" else None, steps=1)
+        assert type(run._dyn).__name__ == name
+
+
+# -- blow-ups --------------------------------------------------------------------------
+def test_nan_potential_raises_and_keeps_the_good_frames(tmp_path):
+    path = tmp_path / "blowup.traj"
+    run = MolecularDynamics(cu32(), NaNAfter(13), steps=50, interval=5, trajectory=path,
+                            seed=0)
+    with pytest.raises(SimulationError) as info:
+        run.run()
+    message = str(info.value)
+    assert "step 13" in message and "non-finite energy" in message and str(path) in message
+    frames = read(path, ":")
+    assert [f.info["step"] for f in frames] == [0, 5, 10]
+    assert all(np.isfinite(f.get_potential_energy()) for f in frames)
+    partial = info.value.result
+    assert partial.stopped and partial.n_steps == 10 and len(partial.frames) == 3
+    assert np.isfinite(partial.atoms.get_potential_energy())
+
+
+def test_huge_forces_raise(fast_emt):
+    with pytest.raises(SimulationError, match=r"step \d+ .*max_force=0\.5"):
+        md(cu32(), fast_emt, temperature_K=300, timestep_fs=2.0, steps=50, seed=0,
+           max_force=0.5)
+
+
+def test_runaway_temperature_raises(fast_emt):
+    with pytest.raises(SimulationError, match="step 0 .*temperature reached .*No trajectory"):
+        md(cu32(), fast_emt, ensemble="nve", temperature_K=1000, steps=10, seed=0,
+           max_temperature_K=500)
