@@ -99,15 +99,9 @@ def _potential(args: argparse.Namespace):
 
 
 def _run_with_progress(run, total: int):
-    from nnp_lab.simulate import attach_progress
+    from nnp_lab.simulate._run import run_to_end
 
-    close = attach_progress(run, total)
-    try:
-        for _ in run.irun():
-            pass
-    finally:
-        close()
-    return run.result
+    return run_to_end(run, live=True, total=total)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ __all__ = [
     "snapshot",
     "frozen_array",
     "attach_progress",
+    "run_to_end",
 ]
 
 logger = logging.getLogger(__name__)
@@ -328,3 +329,25 @@ def attach_progress(run: Run, total: int | None, *, desc: str | None = None) -> 
             run.unsubscribe(on_event)
 
     return close
+
+
+def run_to_end(run: Run, *, live: bool = False, total: int | None = None) -> Any:
+    """Drain ``run`` and return its result; with ``live=True`` show its progress meanwhile.
+
+    The functional forms (``relax``, ``md``, ``neb``) end with this call.
+
+    Parameters
+    ----------
+    run
+        A run that has not started.
+    live
+        Show progress while running (a tqdm bar until the notebook widgets take over).
+    total
+        Expected number of steps, for the progress display.
+    """
+    close = attach_progress(run, total) if live else None
+    try:
+        return run.run()
+    finally:
+        if close is not None:
+            close()

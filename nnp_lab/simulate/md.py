@@ -54,7 +54,7 @@ from nnp_lab.simulate._run import (
     Event,
     Run,
     RunResult,
-    attach_progress,
+    run_to_end,
     frozen_array,
     snapshot,
 )
@@ -900,9 +900,4 @@ def md(
         seed=seed,
         **options,
     )
-    close = attach_progress(run, steps) if live else None
-    try:
-        return run.run()
-    finally:
-        if close is not None:
-            close()
+    return run_to_end(run, live=live, total=steps)

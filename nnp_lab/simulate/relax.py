@@ -32,7 +32,7 @@ from nnp_lab.simulate._run import (
     Event,
     Run,
     RunResult,
-    attach_progress,
+    run_to_end,
     frozen_array,
     snapshot,
 )
@@ -467,9 +467,4 @@ def relax(
         pressure_bar=pressure_bar,
         trajectory=trajectory,
     )
-    close = attach_progress(run, steps) if live else None
-    try:
-        return run.run()
-    finally:
-        if close is not None:
-            close()
+    return run_to_end(run, live=live, total=steps)

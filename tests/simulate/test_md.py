@@ -19,41 +19,6 @@ from nnp_lab.potentials.emt import EMTPotential
 from nnp_lab.simulate.md import MDResult, MDStep, MolecularDynamics, md
 
 
-class CachedEMT(EMTPotential):
-    """ASE EMT that keeps one calculator, so EMT's neighbour list is reused between steps.
-
-    Same energies and forces as the registered ``"emt"`` (which builds a fresh EMT per
-    call), about twice as fast in long MD runs; the engine only sees the Potential
-    interface, so it is exercised the same way.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._work = None
-        self._key = None
-
-    def _evaluate(self, structures, properties):
-        out = []
-        for atoms in structures:
-            key = (tuple(atoms.numbers), tuple(atoms.pbc))
-            if self._work is None or self._key != key:
-                self._work = atoms.copy()
-                self._work.set_constraint()
-                self._work.calc = EMT()
-                self._key = key
-            work = self._work
-            work.set_cell(atoms.cell)
-            work.set_positions(atoms.positions)
-            res = {
-                "energy": float(work.get_potential_energy()),
-                "forces": np.array(work.get_forces(), dtype=np.float64),
-            }
-            if "stress" in properties and has_stress(work):
-                res["stress"] = np.array(work.get_stress(voigt=True), dtype=np.float64)
-            out.append(res)
-        return out
-
-
 class NaNAfter(EMTPotential):
     """EMT returning NaN energy and forces from the (k+1)-th evaluation on."""
 
@@ -70,11 +35,6 @@ class NaNAfter(EMTPotential):
                 res["energy"] = float("nan")
                 res["forces"] = np.full_like(res["forces"], np.nan)
         return results
-
-
-@pytest.fixture(scope="module")
-def fast_emt():
-    return CachedEMT()
 
 
 @pytest.fixture(scope="module")
@@ -95,19 +55,10 @@ def second_half_mean(values) -> float:
     return float(values[len(values) // 2 :].mean())
 
 
-def test_cached_emt_matches_registered_emt(emt, fast_emt):
-    atoms = cu32()
-    atoms.rattle(0.05, seed=0)
-    a, b = emt.evaluate([atoms])[0], fast_emt.evaluate([atoms])[0]
-    assert a["energy"] == pytest.approx(b["energy"], abs=1e-10)
-    assert np.allclose(a["forces"], b["forces"], atol=1e-10)
-    assert np.allclose(a["stress"], b["stress"], atol=1e-10)
-
-
 # -- energy conservation ---------------------------------------------------------------
-def test_nve_conserves_energy_over_1000_steps(fast_emt):
+def test_nve_conserves_energy_over_1000_steps(emt):
     atoms = cu32()
-    result = md(atoms, fast_emt, ensemble="nve", temperature_K=300, timestep_fs=2.0,
+    result = md(atoms, emt, ensemble="nve", temperature_K=300, timestep_fs=2.0,
                 steps=1000, interval=10, seed=0)
     n = len(atoms)
     etot = result.total_energy / n
@@ -137,8 +88,8 @@ def test_nve_with_the_default_universal_model():
 
 # -- thermostats -----------------------------------------------------------------------
 @pytest.mark.parametrize("thermostat", ["langevin", "bussi", "nose-hoover"])
-def test_thermostat_reaches_target_temperature(fast_emt, thermostat):
-    run = MolecularDynamics(cu108(), fast_emt, ensemble="nvt", thermostat=thermostat,
+def test_thermostat_reaches_target_temperature(emt, thermostat):
+    run = MolecularDynamics(cu108(), emt, ensemble="nvt", thermostat=thermostat,
                             temperature_K=300, timestep_fs=5.0, steps=150, interval=5, seed=1)
     result = run.run()
     mean = second_half_mean(result.temperature_K)
@@ -149,8 +100,8 @@ def test_thermostat_reaches_target_temperature(fast_emt, thermostat):
 
 
 @pytest.mark.parametrize("thermostat", ["langevin", "bussi", "nose-hoover", "berendsen"])
-def test_set_temperature_mid_run_moves_the_average(fast_emt, thermostat):
-    run = MolecularDynamics(cu32(), fast_emt, thermostat=thermostat, temperature_K=300,
+def test_set_temperature_mid_run_moves_the_average(emt, thermostat):
+    run = MolecularDynamics(cu32(), emt, thermostat=thermostat, temperature_K=300,
                             timestep_fs=5.0, steps=160, interval=2, seed=3)
 
     def heat(event):
@@ -172,15 +123,15 @@ def test_set_temperature_mid_run_moves_the_average(fast_emt, thermostat):
     assert schedule == [(0, 300.0), (60, 900.0)]
 
 
-def test_set_temperature_rejected_for_nve(fast_emt):
-    run = MolecularDynamics(cu32(), fast_emt, ensemble="nve", steps=1)
+def test_set_temperature_rejected_for_nve(emt):
+    run = MolecularDynamics(cu32(), emt, ensemble="nve", steps=1)
     with pytest.raises(InputError, match="NVE"):
         run.set_temperature(500)
 
 
-def test_npt_changes_the_cell_towards_equilibrium(fast_emt):
+def test_npt_changes_the_cell_towards_equilibrium(emt):
     compressed = bulk("Cu", "fcc", a=3.5, cubic=True).repeat(2)  # EMT's a is ~3.59 Å
-    result = md(compressed, fast_emt, ensemble="npt", pressure_bar=1.0, temperature_K=300,
+    result = md(compressed, emt, ensemble="npt", pressure_bar=1.0, temperature_K=300,
                 timestep_fs=2.0, steps=150, interval=5, seed=0, taup_fs=100.0)
     v_atom = result.volume / len(compressed)
     assert v_atom[0] == pytest.approx(3.5**3 / 4)
@@ -195,8 +146,8 @@ def test_npt_changes_the_cell_towards_equilibrium(fast_emt):
     assert cellpar[:3] == pytest.approx([cellpar[0]] * 3)
 
 
-def test_anisotropic_npt_runs_and_heats(fast_emt):
-    run = MolecularDynamics(cu32(), fast_emt, ensemble="npt", barostat="anisotropic",
+def test_anisotropic_npt_runs_and_heats(emt):
+    run = MolecularDynamics(cu32(), emt, ensemble="npt", barostat="anisotropic",
                             pressure_bar=1.0e4, temperature_K=300, timestep_fs=2.0,
                             steps=20, interval=10, seed=0, taup_fs=100.0)
     run.subscribe(lambda e: run.set_temperature(600) if e.step == 10 else None)
@@ -208,9 +159,9 @@ def test_anisotropic_npt_runs_and_heats(fast_emt):
 
 # -- reproducibility -------------------------------------------------------------------
 @pytest.mark.parametrize("thermostat", ["langevin", "bussi"])
-def test_same_seed_same_trajectory(fast_emt, thermostat):
+def test_same_seed_same_trajectory(emt, thermostat):
     def positions(seed):
-        result = md(cu32(), fast_emt, thermostat=thermostat, temperature_K=500,
+        result = md(cu32(), emt, thermostat=thermostat, temperature_K=500,
                     timestep_fs=2.0, steps=30, interval=10, seed=seed)
         return np.array([f.positions for f in result.frames])
 
@@ -219,19 +170,19 @@ def test_same_seed_same_trajectory(fast_emt, thermostat):
     assert not np.allclose(first[1:], other[1:])
 
 
-def test_no_seed_records_one(fast_emt):
-    run = MolecularDynamics(cu32(), fast_emt, steps=2, interval=1)
+def test_no_seed_records_one(emt):
+    run = MolecularDynamics(cu32(), emt, steps=2, interval=1)
     a = run.run()
-    b = md(cu32(), fast_emt, steps=2, interval=1, seed=a.provenance["parameters"]["seed"])
+    b = md(cu32(), emt, steps=2, interval=1, seed=a.provenance["parameters"]["seed"])
     assert np.array_equal(a.atoms.positions, b.atoms.positions)
 
 
 # -- events, results, input ------------------------------------------------------------
-def test_events_and_frames(fast_emt, tmp_path):
+def test_events_and_frames(emt, tmp_path):
     path = tmp_path / "md.traj"
     atoms = cu32()
     before = atoms.copy()
-    run = MolecularDynamics(atoms, fast_emt, temperature_K=300, timestep_fs=2.0, steps=25,
+    run = MolecularDynamics(atoms, emt, temperature_K=300, timestep_fs=2.0, steps=25,
                             interval=10, trajectory=path, seed=0)
     seen = []
     run.subscribe(seen.append)
@@ -277,8 +228,8 @@ def test_events_and_frames(fast_emt, tmp_path):
     assert atoms.calc is None and not np.any(atoms.get_momenta())
 
 
-def test_stop_between_recorded_steps_records_the_final_state(fast_emt):
-    class StopAt(CachedEMT):
+def test_stop_between_recorded_steps_records_the_final_state(emt):
+    class StopAt(EMTPotential):
         calls = 0
 
         def _evaluate(self, structures, properties):
@@ -294,23 +245,23 @@ def test_stop_between_recorded_steps_records_the_final_state(fast_emt):
     assert result.n_steps == 14
 
 
-def test_given_velocities_are_kept(fast_emt):
+def test_given_velocities_are_kept(emt):
     atoms = cu32()
     rng = np.random.default_rng(0)
     atoms.set_velocities(rng.normal(scale=0.01, size=(len(atoms), 3)))
     given = atoms.get_velocities()
-    kept = md(atoms, fast_emt, steps=0, seed=1)
+    kept = md(atoms, emt, steps=0, seed=1)
     assert np.allclose(kept.frames[0].get_velocities(), given)
     assert kept.provenance["parameters"]["velocities"] == "kept"
-    drawn = md(atoms, fast_emt, steps=0, seed=1, velocities="thermalize")
+    drawn = md(atoms, emt, steps=0, seed=1, velocities="thermalize")
     assert not np.allclose(drawn.frames[0].get_velocities(), given)
     assert np.allclose(drawn.frames[0].get_momenta().sum(axis=0), 0, atol=1e-10)  # no drift
 
 
-def test_fixed_atoms_do_not_move_in_md(fast_emt):
+def test_fixed_atoms_do_not_move_in_md(emt):
     cluster = Icosahedron("Cu", 2)
     cluster.set_constraint(FixAtoms(indices=[0]))
-    result = md(cluster, fast_emt, temperature_K=300, timestep_fs=2.0, steps=20, interval=5,
+    result = md(cluster, emt, temperature_K=300, timestep_fs=2.0, steps=20, interval=5,
                 seed=0)
     start = cluster.positions[0]
     assert all(np.allclose(f.positions[0], start) for f in result.frames)
@@ -338,23 +289,23 @@ def test_fixed_atoms_do_not_move_in_md(fast_emt):
         ({"frcition": 0.01}, "unknown md option"),
     ],
 )
-def test_bad_md_input_raises_input_error(fast_emt, kwargs, match):
+def test_bad_md_input_raises_input_error(emt, kwargs, match):
     with pytest.raises(InputError, match=match):
-        md(cu32(), fast_emt, **{"steps": 1, **kwargs})
+        md(cu32(), emt, **{"steps": 1, **kwargs})
 
 
-def test_npt_needs_a_periodic_cell(fast_emt):
+def test_npt_needs_a_periodic_cell(emt):
     with pytest.raises(InputError, match="periodic"):
-        md(Icosahedron("Cu", 2), fast_emt, ensemble="npt", pressure_bar=1.0, steps=1)
+        md(Icosahedron("Cu", 2), emt, ensemble="npt", pressure_bar=1.0, steps=1)
 
 
-def test_thermostat_ignored_for_nve_with_a_warning(fast_emt):
+def test_thermostat_ignored_for_nve_with_a_warning(emt):
     with pytest.warns(UserWarning, match="ignored"):
-        result = md(cu32(), fast_emt, ensemble="nve", thermostat="langevin", steps=1)
+        result = md(cu32(), emt, ensemble="nve", thermostat="langevin", steps=1)
     assert result.provenance["parameters"]["integrator"] == "VelocityVerlet"
 
 
-def test_every_integrator_is_the_expected_ase_class(fast_emt):
+def test_every_integrator_is_the_expected_ase_class(emt):
     expected = {
         ("nve", None): "VelocityVerlet",
         ("nvt", "langevin"): "Langevin",
@@ -365,7 +316,7 @@ def test_every_integrator_is_the_expected_ase_class(fast_emt):
         ("npt", None): "IsotropicMTKNPT",
     }
     for (ensemble, thermostat), name in expected.items():
-        run = MolecularDynamics(cu32(), fast_emt, ensemble=ensemble, thermostat=thermostat,
+        run = MolecularDynamics(cu32(), emt, ensemble=ensemble, thermostat=thermostat,
                                 pressure_bar=1.0 if ensemble == "npt" else None, steps=1)
         assert type(run._dyn).__name__ == name
 
@@ -387,13 +338,13 @@ def test_nan_potential_raises_and_keeps_the_good_frames(tmp_path):
     assert np.isfinite(partial.atoms.get_potential_energy())
 
 
-def test_huge_forces_raise(fast_emt):
+def test_huge_forces_raise(emt):
     with pytest.raises(SimulationError, match=r"step \d+ .*max_force=0\.5"):
-        md(cu32(), fast_emt, temperature_K=300, timestep_fs=2.0, steps=50, seed=0,
+        md(cu32(), emt, temperature_K=300, timestep_fs=2.0, steps=50, seed=0,
            max_force=0.5)
 
 
-def test_runaway_temperature_raises(fast_emt):
+def test_runaway_temperature_raises(emt):
     with pytest.raises(SimulationError, match="step 0 .*temperature reached .*No trajectory"):
-        md(cu32(), fast_emt, ensemble="nve", temperature_K=1000, steps=10, seed=0,
+        md(cu32(), emt, ensemble="nve", temperature_K=1000, steps=10, seed=0,
            max_temperature_K=500)
