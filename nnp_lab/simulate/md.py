@@ -54,8 +54,8 @@ from nnp_lab.simulate._run import (
     Event,
     Run,
     RunResult,
-    run_to_end,
     frozen_array,
+    run_to_end,
     snapshot,
 )
 

@@ -47,8 +47,8 @@ from nnp_lab.simulate._run import (
     Event,
     Run,
     RunResult,
-    run_to_end,
     frozen_array,
+    run_to_end,
     snapshot,
 )
 
