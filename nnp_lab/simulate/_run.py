@@ -191,6 +191,8 @@ class Run(abc.ABC):
         self.trajectory_path = None if trajectory is None else Path(trajectory)
         self._writer: TrajectoryWriter | None = None
         self._stop = threading.Event()
+        self._resume = threading.Event()  # cleared while paused
+        self._resume.set()
         self._subscribers: list[Callable[[Event], None]] = []
         self._started: float | None = None
         self._wall_time = 0.0
@@ -202,6 +204,24 @@ class Run(abc.ABC):
     def stop(self) -> None:
         """Ask the run to end after the current step (safe from any thread)."""
         self._stop.set()
+        self._resume.set()  # a paused run must wake up to end
+
+    def pause(self) -> None:
+        """Hold the run after the current step until :meth:`resume` (safe from any thread).
+
+        Only useful when the run is driven from another thread than the caller's (live
+        widgets do that): a paused ``irun()`` blocks its thread between steps.
+        """
+        self._resume.clear()
+
+    def resume(self) -> None:
+        """Continue a paused run."""
+        self._resume.set()
+
+    @property
+    def paused(self) -> bool:
+        """Whether the run is paused."""
+        return not self._resume.is_set()
 
     @property
     def stop_requested(self) -> bool:
@@ -232,6 +252,7 @@ class Run(abc.ABC):
                 for callback in list(self._subscribers):
                     callback(event)
                 yield event
+                self._resume.wait()
                 if self._stop.is_set():
                     self.stopped = True
                     logger.info("%s stopped at step %d", self.kind, event.step)
