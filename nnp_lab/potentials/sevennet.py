@@ -84,12 +84,24 @@ def _load_checkpoint(path: str):
     return sevenn.util.load_checkpoint(path)
 
 
+# The elements every shipped SevenNet checkpoint covers (read from their configs; a test
+# checks this against the checkpoints). Kept here so that listing models and suggesting
+# alternatives do not import sevenn (~3 s).
+_ELEMENTS = frozenset(
+    atomic_numbers[s]
+    for s in (
+        "H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge "
+        "As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm "
+        "Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Ac Th Pa U Np Pu"
+    ).split()
+)
+
+
 def _covered(relative: str) -> frozenset[int]:
     path = _checkpoint_path(relative)
     if path is None or not path.is_file():
         raise FileNotFoundError(f"sevenn checkpoint {relative} not found (pip install sevenn)")
-    cp = _load_checkpoint(str(path))
-    return frozenset(atomic_numbers[s] for s in cp.config["chemical_species"])
+    return _ELEMENTS
 
 
 class SevenNetPotential(Potential):

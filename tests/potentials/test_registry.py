@@ -103,3 +103,22 @@ def test_d3_shares_the_loaded_model_and_adds_energy():
 def test_potential_is_abstract():
     with pytest.raises(TypeError):
         Potential()
+
+
+@pytest.mark.parametrize("name", ["sevennet-0", "sevennet-mf-0-pbe", "sevennet-l3i5"])
+def test_listed_element_coverage_matches_the_checkpoint(name):
+    from nnp_lab.potentials.registry import _REGISTRY
+
+    assert _REGISTRY[name].elements() == load_potential(name).elements
+
+
+def test_listing_models_does_not_import_the_model_packages():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nnp_lab; nnp_lab.list_potentials(); "
+        "print(sorted(m for m in ('sevenn', 'chgnet', 'torch_geometric') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
