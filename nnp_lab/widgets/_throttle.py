@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _IDLE_EXIT_S = 30.0  # the worker thread exits after this long without pending frames
+_EPS = 1e-6  # clock slack (s) when comparing elapsed time with the interval
 
 
 class FrameThrottle(Generic[T]):
@@ -135,7 +136,7 @@ class FrameThrottle(Generic[T]):
                 if self._merge is not None:
                     frame = self._merge(self._pending, frame)  # type: ignore[arg-type]
             now = self._clock()
-            if now - self._last >= self._interval:
+            if now - self._last >= self._interval - _EPS:
                 self._pending = None
                 self._has_pending = False
                 self._last = now
@@ -216,7 +217,7 @@ class FrameThrottle(Generic[T]):
                     self._thread = None
                     return
                 wait = self._last + self._interval - self._clock()
-                if wait > 0:
+                if wait > _EPS:
                     self._cond.wait(timeout=wait)
                     continue  # re-check: the frame may have been flushed or replaced
             with self._lock:
@@ -224,7 +225,7 @@ class FrameThrottle(Generic[T]):
                     if not self._has_pending or self._closed:
                         continue
                     now = self._clock()
-                    if now - self._last < self._interval:
+                    if now - self._last < self._interval - _EPS:
                         continue
                     frame = self._pending
                     self._pending = None

@@ -258,8 +258,8 @@ class Viewer(anywidget.AnyWidget):
     show_cell
         Draw the unit cell (follows cell changes, e.g. NPT MD or cell relaxation).
     show_bonds
-        Draw bonds between atoms closer than ``bond_tolerance`` x the sum of their covalent
-        radii, recomputed in the browser from the current positions on every frame (so bonds form
+        Draw bonds between atoms closer than the sum of their covalent radii plus
+        ``bond_tolerance`` (default 0.4 Å, as Jmol), recomputed in the browser from the current positions on every frame (so bonds form
         and break during a run). Bonds across periodic boundaries are not drawn.
     show_forces
         Draw force arrows (``force_scale`` Å per eV/Å) for forces passed to :meth:`update` or
@@ -299,14 +299,16 @@ class Viewer(anywidget.AnyWidget):
     frame_seq = t.Int(0, read_only=True).tag(sync=True)
     #: Text drawn in the top-left corner of the view (e.g. "step 12  E = -123.456 eV").
     label = t.Unicode("").tag(sync=True)
-    style = t.Enum(STYLES, default_value="ball-and-stick").tag(sync=True)
+    # Synced as `_style`: the front end's DOMWidgetView treats a `style` attribute as an
+    # ipywidgets Style model. The public spelling is the `style` property below.
+    _style = t.Enum(STYLES, default_value="ball-and-stick").tag(sync=True)
     show_cell = t.Bool(True).tag(sync=True)
     show_bonds = t.Bool(True).tag(sync=True)
     show_forces = t.Bool(False).tag(sync=True)
     #: Length of a force arrow in Å per eV/Å.
     force_scale = t.Float(1.0).tag(sync=True)
-    #: Atoms i, j are bonded when closer than bond_tolerance * (r_cov_i + r_cov_j).
-    bond_tolerance = t.Float(1.15).tag(sync=True)
+    #: Atoms i, j are bonded when closer than r_cov_i + r_cov_j + bond_tolerance (Å).
+    bond_tolerance = t.Float(0.4).tag(sync=True)
     height = t.Int(480).tag(sync=True)
     #: Background colour as "#rrggbb".
     background = t.Unicode("#ffffff").tag(sync=True)
@@ -361,7 +363,7 @@ class Viewer(anywidget.AnyWidget):
         #: PNG bytes of the last image received from :meth:`save_png`.
         self.last_png: bytes | None = None
         super().__init__(
-            style=style,
+            _style=style,
             show_cell=show_cell,
             show_bonds=show_bonds,
             show_forces=show_forces,
@@ -394,6 +396,17 @@ class Viewer(anywidget.AnyWidget):
         """Hold the sync lock and batch all trait changes into one comm message."""
         with self._sync_lock, self.hold_sync():
             yield
+
+    @property
+    def style(self) -> str:
+        """Drawing style: ``"ball-and-stick"`` or ``"spacefill"``."""
+        return self._style
+
+    @style.setter
+    def style(self, value: str) -> None:
+        if value not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {value!r}")
+        self._style = value
 
     # ------------------------------------------------------------------ structure
     @property
@@ -633,6 +646,64 @@ class Viewer(anywidget.AnyWidget):
         self._load_frames(atoms_list, "band", labels, 0)
         self.overlay = bool(overlay)
         return self
+
+    def update_frames(
+        self,
+        positions: Any,
+        *,
+        cells: Any = None,
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        """Replace the coordinates of the loaded trajectory / band frames (same atoms, same count).
+
+        The fast path for a live NEB: after each optimizer iteration, send all images again in
+        one buffer; the browser keeps the image shown, the overlay and the camera. Not throttled
+        (callers decide how often to send).
+
+        Parameters
+        ----------
+        positions
+            Array of shape ``(n_frames, n_atoms, 3)`` in Å.
+        cells
+            Optional array of shape ``(n_frames, 3, 3)``; default keeps the current cells.
+        labels
+            Optional new labels, one per frame.
+
+        Raises
+        ------
+        ValueError
+            If no trajectory or band is loaded, or the shapes differ from the loaded ones.
+        """
+        if self._mode == "live" or self._traj_array is None:
+            raise ValueError(
+                "update_frames() needs frames loaded with show_trajectory() or show_band() first"
+            )
+        shape = self._traj_array.shape
+        arr = np.asarray(positions)
+        if arr.shape != shape:
+            raise ValueError(
+                f"positions must have shape {shape} (n_frames, n_atoms, 3) like the loaded frames, "
+                f"got {arr.shape}; load a different band with show_band()"
+            )
+        new = _vectors(arr.reshape(-1, 3), shape[0] * shape[1], "positions").reshape(shape)
+        new_cells = None
+        if cells is not None:
+            c = np.asarray(cells, dtype=float)
+            if c.shape != (shape[0], 3, 3):
+                raise ValueError(f"cells must have shape ({shape[0]}, 3, 3), got {c.shape}")
+            new_cells = c.astype("<f4")
+        if labels is not None:
+            labels = [str(x) for x in labels]
+            if len(labels) != shape[0]:
+                raise ValueError(f"got {len(labels)} labels for {shape[0]} frames; give one per frame")
+        with self._locked_sync():
+            self._traj_array = new
+            self._traj_positions = new.tobytes()
+            if new_cells is not None:
+                self._traj_cell_array = new_cells
+                self._traj_cells = new_cells.tobytes()
+            if labels is not None:
+                self._traj_labels = labels
 
     def _load_frames(self, frames: list[Atoms], mode: str, labels: Sequence[str], start: int) -> None:
         labels = [str(x) for x in labels]

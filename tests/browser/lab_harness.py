@@ -202,7 +202,7 @@ def chromium_page(console: list[str] | None = None, page_errors: list[str] | Non
             if console is not None:
                 page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
             if page_errors is not None:
-                page.on("pageerror", lambda e: page_errors.append(str(e)))
+                page.on("pageerror", lambda e: page_errors.append(f"{e}\n{getattr(e, 'stack', '')}"))
             yield page
         finally:
             browser.close()
@@ -217,23 +217,34 @@ class NotebookPage:
     def open(self, url: str, timeout_ms: float = 120_000) -> None:
         self.page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
         self.page.locator(".jp-Notebook .jp-Cell").first.wait_for(state="visible", timeout=timeout_ms)
-        # Wait until the kernel is connected (execution indicator idle).
+        # Wait until the kernel is connected: the status bar reads "<kernel> | Idle".
         self.page.wait_for_function(
-            """() => {
-                const s = document.querySelector('.jp-Notebook-ExecutionIndicator');
-                return s && s.getAttribute('data-status') === 'idle';
-            }""",
+            """() => Array.from(document.querySelectorAll('.jp-StatusBar-TextItem'))
+                      .some((e) => /\\| *Idle/.test(e.textContent))""",
             timeout=timeout_ms,
         )
 
     def cell(self, i: int) -> Any:
         return self.page.locator(".jp-Notebook .jp-Cell").nth(i)
 
-    def run_cell(self, i: int) -> None:
-        """Select cell i and run it (Shift+Enter), returning as soon as it is queued."""
-        editor = self.cell(i).locator(".jp-InputArea-editor")
-        editor.click()
-        self.page.keyboard.press("Shift+Enter")
+    def run_cell(self, i: int, *, retry_s: float = 0.0) -> None:
+        """Select cell i and run it (Shift+Enter), returning as soon as it is queued.
+
+        With ``retry_s`` > 0, press again if the cell has not started within that time (a
+        just-connected kernel can drop the very first request; use only for idempotent cells).
+        """
+        before = self.prompt(i)
+        for _attempt in range(3):
+            editor = self.cell(i).locator(".jp-InputArea-editor")
+            editor.click()
+            self.page.keyboard.press("Shift+Enter")
+            if retry_s <= 0:
+                return
+            deadline = time.monotonic() + retry_s
+            while time.monotonic() < deadline:
+                if self.prompt(i) != before:
+                    return
+                time.sleep(0.1)
 
     def prompt(self, i: int) -> str:
         return self.cell(i).locator(".jp-InputPrompt").first.inner_text().strip()
