@@ -352,6 +352,18 @@ def attach_progress(run: Run, total: int | None, *, desc: str | None = None) -> 
     return close
 
 
+def _notebook_widgets_available() -> bool:
+    """Whether we run inside a Jupyter (IPython) kernel with ipywidgets/anywidget importable."""
+    import importlib.util
+    import sys
+
+    ipython = sys.modules.get("IPython")  # never import IPython just to find out
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False
+    return all(importlib.util.find_spec(m) is not None for m in ("ipywidgets", "anywidget", "plotly"))
+
+
 def run_to_end(run: Run, *, live: bool = False, total: int | None = None) -> Any:
     """Drain ``run`` and return its result; with ``live=True`` show its progress meanwhile.
 
@@ -362,10 +374,18 @@ def run_to_end(run: Run, *, live: bool = False, total: int | None = None) -> Any
     run
         A run that has not started.
     live
-        Show progress while running (a tqdm bar until the notebook widgets take over).
+        Show progress while running: inside a Jupyter kernel with ipywidgets, the live
+        view of :func:`nnp_lab.widgets.live.watch` (viewer, plots, Stop/Pause); elsewhere a
+        tqdm progress bar.
     total
         Expected number of steps, for the progress display.
     """
+    if live and _notebook_widgets_available():
+        # Inside a Jupyter kernel: the live view (viewer, plots, Stop/Pause). Imported here
+        # only, so the engine never imports ipywidgets at module import.
+        from nnp_lab.widgets.live import watch
+
+        return watch(run, total=total)
     close = attach_progress(run, total) if live else None
     try:
         return run.run()

@@ -12,3 +12,13 @@ ships inside the package (no JupyterLab extension to install). It needs ``anywid
 from nnp_lab.widgets.viewer import TrajectoryPlayer, Viewer
 
 __all__ = ["TrajectoryPlayer", "Viewer"]
+
+from nnp_lab.widgets.live import LiveRun, watch  # noqa: E402
+
+__all__ += ["LiveRun", "watch"]
+
+# Builder panels and the Lab app.
+from nnp_lab.widgets.builders import MoleculeBuilder, NanoparticleBuilder, SlabBuilder  # noqa: E402
+from nnp_lab.widgets.lab import Lab  # noqa: E402
+
+__all__ += ["MoleculeBuilder", "SlabBuilder", "NanoparticleBuilder", "Lab"]
