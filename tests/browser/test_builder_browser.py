@@ -1,0 +1,94 @@
+"""The issue's end-to-end path in a real JupyterLab + Chromium: build CO on Pt(111) in the
+SlabBuilder, press Relax, watch the energy curve grow while the run goes on, then scrub the
+trajectory.
+
+EMT stands in for the universal model (it covers Pt, C and O) so the run is fast and long
+enough to observe; the widget path is the same for every potential.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lab_harness
+from lab_harness import NotebookPage, count_foreground, write_notebook
+
+NOTEBOOK = "builder_browser_test.ipynb"
+STEPS = 2000
+
+CELLS = [
+    f"""import plotly.graph_objects as go
+from nnp_lab.widgets import SlabBuilder
+warm = go.FigureWidget(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])))
+display(warm)  # load plotly's front end before the timed part
+sb = SlabBuilder(potential="emt", relax_options={{"fmax": 1e-30, "steps": {STEPS}}})
+sb.set(element="Pt", miller=(1, 1, 1), layers=3, size=(3, 3), fixed_layers=1, vacuum=6.0,
+       adsorbate="CO", site="fcc", height=2.2)
+display(sb)
+print("BUILT", sb.atoms.get_chemical_formula(), sb.error_message or "ok")""",
+    """res = sb.live.wait()
+print("RESULT", res.n_steps, res.energy < res.initial_energy, res.stopped)""",
+]
+
+_TRACE_POINTS = """(el) => {
+  const gd = el.querySelector('.nnp-lab-live .js-plotly-plot');
+  if (!gd || !gd.data) return 0;
+  return gd.data[0].x ? gd.data[0].x.length : 0;
+}"""
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def nb(lab: lab_harness.LabServer, page: Any) -> NotebookPage:
+    write_notebook(lab.root / NOTEBOOK, CELLS)
+    notebook = NotebookPage(page)
+    notebook.open(lab.notebook_url(NOTEBOOK))
+    notebook.run_cell(0, retry_s=8)
+    out = notebook.wait_output(0, "BUILT", timeout_s=120)
+    assert "C1O1Pt27 ok" in out.replace("CO", "C1O1") or "CPt27O ok" in out, out
+    return notebook
+
+
+def test_slab_builder_relax_button_live_and_scrub(nb: NotebookPage, artifacts: Path) -> None:
+    cell = nb.cell(0)
+    cell.locator(".nnp-builder").first.wait_for(state="visible", timeout=60_000)
+    cell.locator("button", has_text="Relax").first.click()
+    live = cell.locator(".nnp-lab-live")
+    live.wait_for(state="visible", timeout=60_000)
+    _wait(lambda: cell.evaluate(_TRACE_POINTS) >= 3, 60, "the first energy points")
+    n1 = cell.evaluate(_TRACE_POINTS)
+    time.sleep(2.0)
+    n2 = cell.evaluate(_TRACE_POINTS)
+    assert "running" in live.inner_text(), live.inner_text()
+    assert n2 > n1 + 5, f"the energy curve did not grow while the run went on: {n1} -> {n2}"
+    root = live.locator(".nnpv-root").first
+    png = root.locator("canvas").screenshot(path=str(artifacts / "builder_relax_running.png"))
+    fg, total = count_foreground(png)
+    assert fg > 0.03 * total, f"live viewer looks blank: {fg}/{total}"
+
+    _wait(lambda: "finished" in live.inner_text(), 120, "the relaxation to finish")
+    slider = root.locator("input.nnpv-slider")
+    # Long runs are thinned for the player, so the slider spans >= 100 frames, not all steps.
+    assert int(slider.get_attribute("max")) >= 100
+    label = root.locator(".nnpv-label")
+    last = label.inner_text()
+    slider.fill("0")  # scrub back to the start
+    _wait(lambda: label.inner_text() != last, 10, "the viewer to show another frame")
+    live.screenshot(path=str(artifacts / "builder_relax_scrubbed.png"))
+
+    nb.run_cell(1)
+    out = nb.wait_output(1, "RESULT", timeout_s=60)
+    assert f"RESULT {STEPS} True False" in out, out
