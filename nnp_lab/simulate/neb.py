@@ -43,6 +43,7 @@ from ase.mep import NEB
 
 from nnp_lab.errors import InputError, SimulationError, StructureError
 from nnp_lab.potentials import Potential
+from nnp_lab.simulate._checks import check_number, resolve_optimizer
 from nnp_lab.simulate._run import (
     Event,
     Run,
@@ -81,39 +82,16 @@ def _optimizer_classes() -> dict[str, type]:
 
 
 def _resolve_optimizer(optimizer: str | type) -> tuple[str, type]:
-    from ase.optimize.optimize import Optimizer
-
-    if isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
-        return optimizer.__name__, optimizer
-    if not isinstance(optimizer, str):
-        raise InputError(
-            f"optimizer must be a name ({', '.join(NEB_OPTIMIZERS)}) or an "
-            f"ase.optimize.Optimizer subclass, not {type(optimizer).__name__}"
-        )
-    key = optimizer.strip().lower().replace("-", "").replace("_", "")
-    classes = _optimizer_classes()
-    if key not in classes:
-        raise InputError(
-            f"unknown NEB optimizer {optimizer!r}; choose one of {', '.join(NEB_OPTIMIZERS)} "
+    return resolve_optimizer(
+        optimizer,
+        _optimizer_classes(),
+        NEB_OPTIMIZERS,
+        unknown_message=(
+            "unknown NEB optimizer {optimizer!r}; choose one of {names} "
             "(case-insensitive) or pass an ase.optimize.Optimizer subclass (line-search "
             "optimizers such as BFGSLineSearch do not suit NEB: the band has no single energy)"
-        )
-    cls = classes[key]
-    return cls.__name__, cls
-
-
-def _check_number(name: str, value: Any, *, positive: bool, integer: bool = False) -> None:
-    kind = "an integer" if integer else "a number"
-    if integer:
-        ok = isinstance(value, (int, np.integer))
-    else:
-        ok = isinstance(value, (int, float, np.integer, np.floating))
-    if isinstance(value, bool) or not ok or not np.isfinite(value):
-        raise InputError(f"{name} must be {kind}, got {value!r}")
-    if positive and not value > 0:
-        raise InputError(f"{name} must be > 0, got {value!r}")
-    if not positive and value < 0:
-        raise InputError(f"{name} must be >= 0, got {value!r}")
+        ),
+    )
 
 
 def check_endpoints(initial: Atoms, final: Atoms) -> None:
@@ -469,12 +447,12 @@ class NEBRun(Run):
         mic: bool | None = None,
     ) -> None:
         check_endpoints(initial, final)
-        _check_number("n_images", n_images, positive=True, integer=True)
-        _check_number("fmax", fmax, positive=True)
-        _check_number("steps", steps, positive=False, integer=True)
-        _check_number("k", k, positive=True)
+        check_number("n_images", n_images, positive=True, integer=True)
+        check_number("fmax", fmax, positive=True)
+        check_number("steps", steps, positive=False, integer=True)
+        check_number("k", k, positive=True)
         if climb_after_fmax is not None:
-            _check_number("climb_after_fmax", climb_after_fmax, positive=True)
+            check_number("climb_after_fmax", climb_after_fmax, positive=True)
         if not isinstance(interpolation, str) or interpolation.lower() not in ("idpp", "linear"):
             raise InputError(f"interpolation must be 'idpp' or 'linear', got {interpolation!r}")
         if method not in NEB_METHODS:

@@ -28,6 +28,7 @@ from ase import Atoms, units
 
 from nnp_lab.errors import InputError, SimulationError, StructureError
 from nnp_lab.potentials import Potential
+from nnp_lab.simulate._checks import check_number, resolve_optimizer
 from nnp_lab.simulate._run import (
     Event,
     Run,
@@ -155,37 +156,15 @@ class RelaxResult(RunResult):
 
 
 def _resolve_optimizer(optimizer: str | type) -> tuple[str, type]:
-    from ase.optimize.optimize import Optimizer
-
-    if isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
-        return optimizer.__name__, optimizer
-    if not isinstance(optimizer, str):
-        raise InputError(
-            f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or an ase.optimize.Optimizer "
-            f"subclass, not {type(optimizer).__name__}"
-        )
-    classes = _optimizer_classes()
-    key = optimizer.strip().lower().replace("-", "").replace("_", "")
-    if key not in classes:
-        raise InputError(
-            f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)} "
+    return resolve_optimizer(
+        optimizer,
+        _optimizer_classes(),
+        OPTIMIZERS,
+        unknown_message=(
+            "unknown optimizer {optimizer!r}; choose one of {names} "
             "(case-insensitive), or pass an ase.optimize.Optimizer subclass"
-        )
-    cls = classes[key]
-    return cls.__name__, cls
-
-
-def _check_number(name: str, value: Any, *, positive: bool, integer: bool = False) -> None:
-    kind = "an integer" if integer else "a number"
-    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(
-        value, (int, float, np.integer, np.floating)
+        ),
     )
-    if isinstance(value, bool) or not ok_type or not np.isfinite(value):
-        raise InputError(f"{name} must be {kind}, got {value!r}")
-    if positive and not value > 0:
-        raise InputError(f"{name} must be > 0, got {value!r}")
-    if not positive and value < 0:
-        raise InputError(f"{name} must be >= 0, got {value!r}")
 
 
 class Relaxation(Run):
@@ -245,8 +224,8 @@ class Relaxation(Run):
                 f"relax needs an ase.Atoms, got {type(atoms).__name__}; build one with "
                 "nnp_lab.build or ase.io.read"
             )
-        _check_number("fmax", fmax, positive=True)
-        _check_number("steps", steps, positive=False, integer=True)
+        check_number("fmax", fmax, positive=True)
+        check_number("steps", steps, positive=False, integer=True)
         if (
             isinstance(pressure_bar, bool)
             or not isinstance(pressure_bar, (int, float, np.integer, np.floating))

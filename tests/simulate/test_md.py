@@ -17,24 +17,7 @@ from nnp_lab.errors import InputError, SimulationError
 from nnp_lab.potentials import has_stress, load_potential
 from nnp_lab.potentials.emt import EMTPotential
 from nnp_lab.simulate.md import MDResult, MDStep, MolecularDynamics, md
-
-
-class NaNAfter(EMTPotential):
-    """EMT returning NaN energy and forces from the (k+1)-th evaluation on."""
-
-    def __init__(self, k: int) -> None:
-        super().__init__()
-        self.k = k
-        self.calls = 0
-
-    def _evaluate(self, structures, properties):
-        results = super()._evaluate(structures, properties)
-        self.calls += 1
-        if self.calls > self.k:
-            for res in results:
-                res["energy"] = float("nan")
-                res["forces"] = np.full_like(res["forces"], np.nan)
-        return results
+from tests.simulate.potentials_for_tests import NaNAfter
 
 
 @pytest.fixture(scope="module")

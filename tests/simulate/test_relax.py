@@ -18,6 +18,7 @@ from nnp_lab.errors import InputError, SimulationError
 from nnp_lab.potentials import load_potential
 from nnp_lab.potentials.emt import EMTPotential
 from nnp_lab.simulate.relax import Relaxation, RelaxResult, RelaxStep, relax
+from tests.simulate.potentials_for_tests import NaNAfter
 
 
 @pytest.fixture(scope="module")
@@ -222,24 +223,6 @@ def test_live_progress_does_not_change_the_result(emt, capsys):
     assert live.n_steps == quiet.n_steps
     assert live.energy == pytest.approx(quiet.energy, abs=1e-10)
     assert "relax" in capsys.readouterr().err  # tqdm bar on stderr
-
-
-class NaNAfter(EMTPotential):
-    """EMT that returns NaN energies and forces from the (k+1)-th evaluation on."""
-
-    def __init__(self, k: int) -> None:
-        super().__init__()
-        self.k = k
-        self.calls = 0
-
-    def _evaluate(self, structures, properties):
-        results = super()._evaluate(structures, properties)
-        self.calls += 1
-        if self.calls > self.k:
-            for res in results:
-                res["energy"] = float("nan")
-                res["forces"] = np.full_like(res["forces"], np.nan)
-        return results
 
 
 def test_nan_forces_raise_simulation_error(tmp_path):
