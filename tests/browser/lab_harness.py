@@ -284,6 +284,16 @@ class NotebookPage:
         return root.get_attribute(f"data-{key}")
 
 
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 0.1 s; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
 def count_foreground(png: bytes, background: tuple[int, int, int] = (255, 255, 255), tol: int = 12) -> tuple[int, int]:
     """(pixels differing from ``background`` by more than ``tol`` in any channel, total pixels)."""
     from PIL import Image

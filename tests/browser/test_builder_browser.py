@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import lab_harness
-from lab_harness import NotebookPage, count_foreground, write_notebook
+from lab_harness import NotebookPage, count_foreground, wait_until, write_notebook
 
 NOTEBOOK = "builder_browser_test.ipynb"
 STEPS = 2000
@@ -42,14 +42,6 @@ _TRACE_POINTS = """(el) => {
 }"""
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
 
 @pytest.fixture(scope="module")
 def nb(lab: lab_harness.LabServer, page: Any) -> NotebookPage:
@@ -68,7 +60,7 @@ def test_slab_builder_relax_button_live_and_scrub(nb: NotebookPage, artifacts: P
     cell.locator("button", has_text="Relax").first.click()
     live = cell.locator(".nnp-lab-live")
     live.wait_for(state="visible", timeout=60_000)
-    _wait(lambda: cell.evaluate(_TRACE_POINTS) >= 3, 60, "the first energy points")
+    wait_until(lambda: cell.evaluate(_TRACE_POINTS) >= 3, 60, "the first energy points")
     n1 = cell.evaluate(_TRACE_POINTS)
     time.sleep(2.0)
     n2 = cell.evaluate(_TRACE_POINTS)
@@ -79,14 +71,17 @@ def test_slab_builder_relax_button_live_and_scrub(nb: NotebookPage, artifacts: P
     fg, total = count_foreground(png)
     assert fg > 0.03 * total, f"live viewer looks blank: {fg}/{total}"
 
-    _wait(lambda: "finished" in live.inner_text(), 120, "the relaxation to finish")
+    wait_until(lambda: "finished" in live.inner_text(), 120, "the relaxation to finish")
     slider = root.locator("input.nnpv-slider")
-    # Long runs are thinned for the player, so the slider spans >= 100 frames, not all steps.
+    # The frames reach the front end in their own message, possibly after the status text:
+    # wait for the player. Long runs are thinned, so it spans >= 100 frames, not all steps.
+    wait_until(lambda: slider.count() == 1 and slider.get_attribute("max") is not None, 30,
+          "the trajectory player")
     assert int(slider.get_attribute("max")) >= 100
     label = root.locator(".nnpv-label")
     last = label.inner_text()
     slider.fill("0")  # scrub back to the start
-    _wait(lambda: label.inner_text() != last, 10, "the viewer to show another frame")
+    wait_until(lambda: label.inner_text() != last, 10, "the viewer to show another frame")
     live.screenshot(path=str(artifacts / "builder_relax_scrubbed.png"))
 
     nb.run_cell(1)

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import lab_harness
-from lab_harness import NotebookPage, count_foreground, write_notebook
+from lab_harness import NotebookPage, count_foreground, wait_until, write_notebook
 
 NOTEBOOK = "live_browser_test.ipynb"
 RELAX_STEPS = 400
@@ -84,14 +84,6 @@ def _frames_drawn(root: Any) -> int:
     return int(root.get_attribute("data-frames-drawn") or 0)
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
 
 def test_live_relax_updates_while_the_cell_runs(nb: NotebookPage, artifacts: Path) -> None:
     t_run = time.monotonic()
@@ -101,7 +93,7 @@ def test_live_relax_updates_while_the_cell_runs(nb: NotebookPage, artifacts: Pat
     root.wait_for(state="visible", timeout=60_000)
     cell.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
     t_shown = time.monotonic() - t_run
-    _wait(lambda: _energy_points(cell) >= 3, 60, "the first plotted points")
+    wait_until(lambda: _energy_points(cell) >= 3, 60, "the first plotted points")
     assert nb.is_running(1), "the relaxation finished before the checks started; make it longer"
 
     n1, frames1 = _energy_points(cell), _frames_drawn(root)
@@ -126,9 +118,11 @@ def test_live_relax_updates_while_the_cell_runs(nb: NotebookPage, artifacts: Pat
     assert "False" in out.split("RELAX DONE")[1].split()[1]
     # The final state is shown: every step is plotted, the status says finished, and the
     # viewer holds the trajectory to scrub (slider over all frames).
-    _wait(lambda: _energy_points(cell) == n_steps + 1, 10, "the final point")
-    assert "finished" in cell.locator(".nnp-lab-live").inner_text()
-    assert root.locator(".nnpv-slider").get_attribute("max") == str(n_steps)
+    wait_until(lambda: _energy_points(cell) == n_steps + 1, 10, "the final point")
+    wait_until(lambda: "finished" in cell.locator(".nnp-lab-live").inner_text(), 10, "the status")
+    # The frames travel in their own message and may land after the status text.
+    wait_until(lambda: root.locator(".nnpv-slider").get_attribute("max") == str(n_steps), 10,
+          "the trajectory player over all frames")
     cell.locator(".nnp-lab-live").screenshot(path=str(artifacts / "live_relax_done.png"))
     print(f"\nrelax: view shown {t_shown:.1f} s after Run; points {n1} -> {n2} in 2 s; "
           f"frames drawn {frames1} -> {frames2}; {n_steps} steps; {out.split()[-1]} s")
@@ -139,21 +133,21 @@ def test_live_md_pause_resume_and_stop(nb: NotebookPage, artifacts: Path) -> Non
     cell = nb.cell(2)
     live = cell.locator(".nnp-lab-live")
     live.wait_for(state="visible", timeout=60_000)
-    _wait(lambda: _energy_points(cell) >= 5, 60, "MD points")
+    wait_until(lambda: _energy_points(cell) >= 5, 60, "MD points")
     assert nb.is_running(2)
     pts = _points(cell)
     assert len(pts) == 5, pts  # potential, total, kinetic, temperature, target
 
     # Pause: the run holds (no new points); Resume: it goes on.
     cell.get_by_role("button", name=re.compile("Pause")).click()
-    _wait(lambda: "paused" in live.inner_text(), 10, "the paused status")
+    wait_until(lambda: "paused" in live.inner_text(), 10, "the paused status")
     time.sleep(0.5)  # the step in flight and the last throttled update land
     held = _energy_points(cell)
     time.sleep(1.5)
     assert _energy_points(cell) == held, "MD went on while paused"
     live.screenshot(path=str(artifacts / "live_md_paused.png"))
     cell.get_by_role("button", name=re.compile("Resume")).click()
-    _wait(lambda: _energy_points(cell) > held + 2, 20, "MD to resume")
+    wait_until(lambda: _energy_points(cell) > held + 2, 20, "MD to resume")
     assert nb.is_running(2)
 
     t_click = time.monotonic()
@@ -165,7 +159,7 @@ def test_live_md_pause_resume_and_stop(nb: NotebookPage, artifacts: Path) -> Non
     assert 0 < n_steps < 100000
     nb.wait_done(2, timeout_s=30)
     assert latency < 15, f"Stop took {latency:.1f} s to end the cell"
-    _wait(lambda: "stopped" in live.inner_text(), 10, "the stopped status")
+    wait_until(lambda: "stopped" in live.inner_text(), 10, "the stopped status")
     live.screenshot(path=str(artifacts / "live_md_stopped.png"))
     print(f"\nmd: Stop click -> cell output in {latency:.2f} s after {n_steps} steps")
 
