@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "EnergyModel",
     "LennardJones",
     "TorchModelPotential",
+    "GraphBatch",
     "save_model",
     "load_model_file",
     "FORMAT",
@@ -156,6 +158,114 @@ def _neighbours(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np
     return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.float64)
 
 
+@dataclass
+class GraphBatch:
+    """Structures turned into one batched graph: the input of :class:`EnergyModel`.
+
+    Build it once per set of positions with :meth:`from_structures`; training code keeps one
+    per frame (the neighbour list does not change while the weights do).
+
+    Attributes
+    ----------
+    numbers, positions, cells, batch
+        Per atom: atomic numbers, Cartesian positions (Å), and structure index; ``cells`` is
+        ``(n_structures, 3, 3)`` (zeros for non-periodic structures).
+    edge_index, shifts, edge_batch
+        Per edge ``(i, j)``: the integer cell shift ``S`` with ``r_ij = r_j - r_i + S @ cell``
+        and the structure index.
+    n_structures
+        Number of structures.
+    """
+
+    numbers: torch.Tensor
+    positions: torch.Tensor
+    cells: torch.Tensor
+    batch: torch.Tensor
+    edge_index: torch.Tensor
+    shifts: torch.Tensor
+    edge_batch: torch.Tensor
+    n_structures: int
+
+    @classmethod
+    def from_structures(
+        cls,
+        structures: list[Atoms],
+        cutoff: float,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+    ) -> GraphBatch:
+        """Neighbour lists (vesin, full, periodic images included) of ``structures`` within
+        ``cutoff`` Å, stacked into one batch."""
+        numbers, positions, cells, batch, edges, shifts, edge_batch = [], [], [], [], [], [], []
+        offset = 0
+        for k, atoms in enumerate(structures):
+            i, j, s = _neighbours(atoms, cutoff)
+            numbers.append(atoms.numbers)
+            positions.append(atoms.positions)
+            cells.append(np.asarray(atoms.cell) if atoms.pbc.any() else np.zeros((3, 3)))
+            batch.append(np.full(len(atoms), k))
+            edges.append(np.stack([i, j]) + offset)
+            shifts.append(s)
+            edge_batch.append(np.full(len(i), k))
+            offset += len(atoms)
+
+        def t(x: np.ndarray, dt: torch.dtype) -> torch.Tensor:
+            return torch.as_tensor(x, dtype=dt, device=device)
+
+        return cls(
+            numbers=t(np.concatenate(numbers), torch.long),
+            positions=t(np.concatenate(positions), dtype),
+            cells=t(np.stack(cells), dtype),
+            batch=t(np.concatenate(batch), torch.long),
+            edge_index=t(np.concatenate(edges, axis=1), torch.long),
+            shifts=t(np.concatenate(shifts), dtype),
+            edge_batch=t(np.concatenate(edge_batch), torch.long),
+            n_structures=len(structures),
+        )
+
+    @property
+    def n_atoms(self) -> torch.Tensor:
+        """Atoms per structure, shape ``(n_structures,)``."""
+        return torch.bincount(self.batch, minlength=self.n_structures)
+
+    def energy_forces_virial(
+        self,
+        model: EnergyModel,
+        *,
+        stress: bool = True,
+        create_graph: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Energies ``(n,)``, forces ``(n_atoms, 3)`` and the strain derivative ``dE/dε``
+        ``(n, 3, 3)`` (divide by the volume for the stress; ``None`` unless ``stress``).
+
+        ``create_graph=True`` keeps the graph of the forces so a force loss can be
+        differentiated with respect to the weights (training).
+        """
+        dtype = self.positions.dtype
+        # Strain trick: positions and cells are deformed by (1 + eps); dE/deps / V = stress.
+        strain = torch.zeros(
+            (self.n_structures, 3, 3), dtype=dtype, device=self.positions.device,
+            requires_grad=stress,
+        )
+        pos = self.positions.detach().requires_grad_(True)
+        if stress:
+            deform = torch.eye(3, dtype=dtype, device=pos.device) + 0.5 * (
+                strain + strain.transpose(1, 2)
+            )
+            pos_d = torch.bmm(pos.unsqueeze(1), deform[self.batch]).squeeze(1)
+            cell_d = torch.bmm(self.cells, deform)
+        else:
+            pos_d, cell_d = pos, self.cells
+        shift_vec = torch.bmm(self.shifts.unsqueeze(1), cell_d[self.edge_batch]).squeeze(1)
+        vec = pos_d[self.edge_index[1]] - pos_d[self.edge_index[0]] + shift_vec
+        energy = model(self.numbers, self.edge_index, vec, self.batch, self.n_structures)
+        grads = torch.autograd.grad(
+            energy.sum(), [pos, strain] if stress else [pos], create_graph=create_graph
+        )
+        return energy, -grads[0], (grads[1] if stress else None)
+
+
 class TorchModelPotential(Potential):
     """A :class:`Potential` around an :class:`EnergyModel`: forces and stress by autograd.
 
@@ -201,47 +311,19 @@ class TorchModelPotential(Potential):
         self.elements = frozenset(model.elements)
 
     def _evaluate(self, structures: list[Atoms], properties: tuple[str, ...]) -> list[dict]:
-        tdtype = _DTYPES[self.dtype]
-        dev = self.device
-        numbers, positions, cells, batch, edges, shifts, edge_batch = [], [], [], [], [], [], []
-        offset = 0
-        for k, atoms in enumerate(structures):
-            i, j, s = _neighbours(atoms, self.cutoff)
-            numbers.append(atoms.numbers)
-            positions.append(atoms.positions)
-            cells.append(np.asarray(atoms.cell))
-            batch.append(np.full(len(atoms), k))
-            edges.append(np.stack([i, j]) + offset)
-            shifts.append(s)
-            edge_batch.append(np.full(len(i), k))
-            offset += len(atoms)
-        n = len(structures)
-        pos = torch.tensor(np.concatenate(positions), dtype=tdtype, device=dev)
-        cell = torch.tensor(np.stack(cells), dtype=tdtype, device=dev)
-        z = torch.tensor(np.concatenate(numbers), dtype=torch.long, device=dev)
-        b = torch.tensor(np.concatenate(batch), dtype=torch.long, device=dev)
-        eidx = torch.tensor(np.concatenate(edges, axis=1), dtype=torch.long, device=dev)
-        sh = torch.tensor(np.concatenate(shifts), dtype=tdtype, device=dev)
-        eb = torch.tensor(np.concatenate(edge_batch), dtype=torch.long, device=dev)
-        # Strain trick: positions and cells are deformed by (1 + eps); dE/deps / V = stress.
-        strain = torch.zeros((n, 3, 3), dtype=tdtype, device=dev, requires_grad=True)
-        deform = torch.eye(3, dtype=tdtype, device=dev) + 0.5 * (strain + strain.transpose(1, 2))
-        pos = pos.requires_grad_(True)
-        pos_d = torch.bmm(pos.unsqueeze(1), deform[b]).squeeze(1)
-        cell_d = torch.bmm(cell, deform)
-        shift_vec = torch.bmm(sh.unsqueeze(1), cell_d[eb]).squeeze(1)
-        vec = pos_d[eidx[1]] - pos_d[eidx[0]] + shift_vec
-        energy = self.model(z, eidx, vec, b, n)
+        graph = GraphBatch.from_structures(
+            structures, self.cutoff, dtype=_DTYPES[self.dtype], device=self.device
+        )
         want_stress = "stress" in properties
-        grads = torch.autograd.grad(energy.sum(), [pos, strain] if want_stress else [pos])
-        forces = (-grads[0]).detach().cpu().numpy().astype(np.float64)
+        energy, forces, virial = graph.energy_forces_virial(self.model, stress=want_stress)
         e = energy.detach().cpu().numpy().astype(np.float64)
+        f = forces.detach().cpu().numpy().astype(np.float64)
         results = []
         start = 0
         for k, atoms in enumerate(structures):
-            res = {"energy": float(e[k]), "forces": forces[start : start + len(atoms)].copy()}
+            res = {"energy": float(e[k]), "forces": f[start : start + len(atoms)].copy()}
             if want_stress and has_stress(atoms):
-                sigma = grads[1][k].detach().cpu().numpy().astype(np.float64) / atoms.get_volume()
+                sigma = virial[k].detach().cpu().numpy().astype(np.float64) / atoms.get_volume()
                 res["stress"] = sigma[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
             results.append(res)
             start += len(atoms)
