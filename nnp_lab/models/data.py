@@ -734,6 +734,11 @@ class LangevinReplicas:
         Random generator for the initial velocities and the noise.
     keep_velocities
         Keep non-zero input velocities instead of drawing Maxwell–Boltzmann ones.
+    initial_temperature_factor
+        Draw the initial velocities at this multiple of the target temperature. 2 suits a
+        structure at an energy minimum: equipartition moves half of the kinetic energy into
+        the potential energy within a few vibrations, so the run starts near the target
+        instead of at half of it.
     """
 
     def __init__(
@@ -746,6 +751,7 @@ class LangevinReplicas:
         friction_per_fs: float = 0.01,
         rng: np.random.Generator,
         keep_velocities: bool = False,
+        initial_temperature_factor: float = 1.0,
     ) -> None:
         if len(structures) != len(temperatures_K):
             raise InputError("one temperature per replica is needed")
@@ -765,7 +771,8 @@ class LangevinReplicas:
             free = _free_mask(a)
             v = a.get_velocities() if keep_velocities and a.has("momenta") else None
             if v is None or not np.any(v):
-                v = rng.normal(size=(len(a), 3)) * np.sqrt(units.kB * T / m)
+                v = rng.normal(size=(len(a), 3)) * np.sqrt(
+                    units.kB * T * initial_temperature_factor / m)
                 v[~free] = 0.0
                 if free.all() and len(a) > 1:
                     v -= (m * v).sum(0) / m.sum()  # no centre-of-mass drift
@@ -873,8 +880,10 @@ def sample(
     ``md``
         Snapshots of NVT Langevin runs (friction 0.01 fs⁻¹) of ``md_steps`` steps with the
         teacher, one replica per structure and temperature, all replicas advanced with one
-        batched teacher call per step; snapshots are taken at evenly spaced steps of the
-        second half of each run, and their labels are the MD's own force calls.
+        batched teacher call per step; velocities start at twice the target temperature
+        (equipartition halves it within a few vibrations); snapshots are taken at evenly
+        spaced steps of the second half of each run, and their labels are the MD's own
+        force calls.
     ``normal_mode``
         Non-periodic structures (molecules) only: ANI-1 normal-mode sampling at the given
         temperature(s) along the teacher's normal modes (finite-difference Hessian). Relax
@@ -1096,7 +1105,7 @@ def _sample_md(
         steps_at.append(set(at.tolist()))
     all_steps = set().union(*steps_at)
     dyn = LangevinReplicas(replicas, pot, [m["temperature_K"] for m in meta],
-                           timestep_fs=timestep_fs, rng=rng)
+                           timestep_fs=timestep_fs, rng=rng, initial_temperature_factor=2.0)
     for step in range(1, md_steps + 1):
         props = PROPERTIES if step in all_steps else ("energy", "forces")
         results = dyn.step(props)
