@@ -1,0 +1,129 @@
+"""distill(): active learning from an EMT teacher on a tiny Cu cell."""
+
+import copy
+import importlib
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from nnp_lab.errors import InputError, UncoveredElementsError
+from nnp_lab.models import Dataset, distill
+from nnp_lab.models.distill import committee_disagreement
+from nnp_lab.potentials import load_potential
+from nnp_lab.potentials.torch_model import TorchModelPotential
+
+
+def _teanet_available() -> bool:
+    try:
+        return hasattr(importlib.import_module("nnp_lab.models.teanet"), "TeaNet")
+    except ImportError:
+        return False
+
+
+#: The default architecture (TeaNet) when it exists, kept small so the test is quick.
+if _teanet_available():
+    ARCH = {"architecture": "teanet", "layer_cutoffs": [3.0, 4.0], "n_scalar": 16,
+            "n_vector": 4, "n_tensor": 4, "n_rbf": 6}
+else:
+    ARCH = {"architecture": "schnet", "cutoff": 4.0, "n_features": 16, "n_rbf": 12}
+
+SMALL = dict(
+    temperatures_K=(500, 900), test_temperatures_K=(700,), committee_size=2, max_rounds=2,
+    md_steps_per_round=60, check_interval=10, frames_per_round=6, n_initial=10, n_test=6,
+    test_md_steps=60, epochs_initial=25, epochs_per_round=8, final_epochs=25, batch_size=4,
+    timestep_fs=2.0, force_threshold=0.05, progress=False, seed=0, **ARCH,
+)
+
+
+def cu_cell():
+    return bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory):
+    path = tmp_path_factory.mktemp("distill") / "cu-light.pt"
+    return distill("emt", cu_cell(), time_budget_s=600, path=path, **SMALL), path
+
+
+def test_distill_report_rounds_and_accuracy(distilled):
+    light, path = distilled
+    assert isinstance(light, TorchModelPotential)
+    report = light.report
+    for key in ("force_mae", "force_rmse", "energy_mae_per_atom", "rounds", "n_frames",
+                "converged", "stop_reason", "timing_s", "teacher", "architecture"):
+        assert key in report
+    assert report["teacher"] == "emt" and report["architecture"] == ARCH["architecture"]
+    assert report["n_test"] == 6
+    rounds = report["rounds"]
+    assert 1 <= len(rounds) <= 2
+    for r in rounds:
+        for key in ("round", "n_frames", "n_new", "max_disagreement", "val_force_mae",
+                    "test_force_mae", "time_s", "md_steps"):
+            assert key in r
+        assert r["max_disagreement"] >= 0 and r["md_steps"] > 0
+    # the first round found frames to learn from (threshold 0.05 eV/Å on a fresh committee)
+    assert rounds[0]["n_new"] > 0
+    assert rounds[0]["n_frames"] == 11 + rounds[0]["n_new"]
+    # held-out teacher MD frames at 700 K (not a training temperature); measured ~0.03-0.05
+    # eV/Å for EMT Cu (force RMS ~0.7 eV/Å); an untrained model is at ~0.5
+    assert report["force_mae"] < 0.12
+    assert report["energy_mae_per_atom"] < 0.05
+
+
+def test_distilled_model_loads_back_and_keeps_test_frames_apart(distilled):
+    light, path = distilled
+    loaded = load_potential(path)
+    assert "distilled from emt" in loaded.level_of_theory
+    atoms = cu_cell()
+    atoms.rattle(0.05, seed=1)
+    a, b = light.evaluate([atoms])[0], loaded.evaluate([atoms])[0]
+    assert a["energy"] == pytest.approx(b["energy"], abs=1e-6)
+    np.testing.assert_allclose(a["forces"], b["forces"], atol=1e-6)
+    # training data and held-out frames live in separate files, and never overlap
+    train = Dataset(light.report["dataset"])
+    test = Dataset(light.report["test_dataset"])
+    assert len(test) == 6 and set(test.kinds()) == {"test"}
+    assert {f.info["temperature_K"] for f in test} == {700.0}
+    assert "active" in train.kinds() and "test" not in train.kinds()
+    train_pos = [f.positions for f in train]
+    for frame in test:
+        assert all(not np.allclose(frame.positions, p) for p in train_pos)
+    assert len(train) == light.report["n_frames"]
+
+
+def test_time_budget_is_respected(tmp_path):
+    options = dict(SMALL, n_test=2, test_md_steps=10, max_rounds=50, epochs_initial=1000,
+                   final_epochs=1000)
+    light = distill("emt", cu_cell(), time_budget_s=20, path=tmp_path / "quick.pt", **options)
+    report = light.report
+    assert report["stop_reason"] == "time budget"
+    assert report["wall_time_s"] < 20 + 15  # the final test and save come on top
+    assert np.isfinite(report["force_mae"])
+
+
+def test_bad_input_fails_before_any_work(tmp_path):
+    with pytest.raises(InputError, match="unknown architecture"):
+        distill("emt", cu_cell(), architecture="transformer", path=tmp_path / "x.pt")
+    with pytest.raises(UncoveredElementsError, match="Si"):
+        distill("emt", bulk("Si", "diamond", a=5.43), path=tmp_path / "x.pt")
+    with pytest.raises(InputError, match="committee_size"):
+        distill("emt", cu_cell(), committee_size=1, path=tmp_path / "x.pt")
+    with pytest.raises(InputError, match="temperatures_K"):
+        distill("emt", cu_cell(), temperatures_K=(), path=tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_committee_disagreement(distilled):
+    light, _ = distilled
+    model = light.model
+    frames = [cu_cell(), cu_cell()]
+    frames[0].rattle(0.05, seed=0)  # (a perfect crystal has zero forces for every model)
+    frames[1].rattle(0.1, seed=1)
+    same = committee_disagreement([model, copy.deepcopy(model)], frames)
+    assert np.allclose(same, 0.0, atol=1e-6)
+    other = copy.deepcopy(model)
+    for p in other.parameters():
+        p.data.add_(0.05)
+    differ = committee_disagreement([model, other], frames)
+    assert differ.shape == (2,) and np.all(differ > 1e-4)
