@@ -14,9 +14,13 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from ase.build import bulk
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.timing import time_calls  # noqa: E402  (the one copy of the timing helpers)
 
 
 def si_cell(n_atoms: int):
@@ -26,16 +30,6 @@ def si_cell(n_atoms: int):
         raise SystemExit(f"{n_atoms} is not 8*k^3")
     atoms.rattle(0.02, seed=0)
     return atoms
-
-
-def time_calls(fn, repeats: int) -> list[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def main() -> None:
