@@ -6,8 +6,10 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Extra options of bench/run.py, e.g. make bench BENCH_ARGS=--quick, BENCH_ARGS="--only 'md/*/si64'".
+BENCH_ARGS ?=
 
-.PHONY: env browser lab demo test clean
+.PHONY: env browser lab demo test bench clean
 
 env: $(STAMP)
 
@@ -30,6 +32,11 @@ browser:
 
 test: env browser
 	$(BIN)/python -m pytest
+
+# Every benchmark of the speed issue against the upstream calculators -> bench/RESULTS.md and
+# bench/results.json (hours on a 2-core CPU; run it on a quiet machine).
+bench: env
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
