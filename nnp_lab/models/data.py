@@ -231,7 +231,10 @@ class Dataset:
         root = self._root()
         if len(root._cache) == len(root._ids):
             return
-        for row in root._db.select():
+        # rows are only ever appended: read the ones after the last cached row in one pass
+        missing = [i for i in root._ids if i not in root._cache]
+        query = f"id>={min(missing)}" if missing else None
+        for row in root._db.select(query):
             if row.id not in root._cache:
                 root._cache[row.id] = _CachedFrame(row)
 

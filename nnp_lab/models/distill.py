@@ -66,7 +66,14 @@ from nnp_lab.models.data import (
     rattled,
     strained,
 )
-from nnp_lab.models.training import TrainReport, _errors, _frames, torch_threads, train
+from nnp_lab.models.training import (
+    TrainReport,
+    _errors,
+    _frames,
+    forget_cached_model,
+    torch_threads,
+    train,
+)
 from nnp_lab.potentials.base import PROPERTIES, Potential, has_stress
 from nnp_lab.potentials.torch_model import (
     EnergyModel,
@@ -292,7 +299,8 @@ def distill(
         Training settings (see :func:`nnp_lab.models.train`).
     path
         Model file to write (``.pt``); the training data go to ``<stem>.db`` and the test
-        frames to ``<stem>-test.db`` beside it. None: a temporary directory.
+        frames to ``<stem>-test.db`` beside it (all three are replaced if they exist).
+        None: a temporary directory.
     seed
         Seed of everything random (models, sampling, MD).
     device
@@ -689,6 +697,7 @@ def distill(
     }
     with torch_threads(threads):
         save_model(model, path, metadata=metadata)
+    forget_cached_model(path)
     light = load_model_file(path, device=device)
     light.report = report  # type: ignore[attr-defined]
     log("distill: %s -> %s in %.0f s (%s): test force MAE %.3f eV/Å, energy MAE %.1f "

@@ -954,6 +954,22 @@ def _save(model: EnergyModel, path: Path, metadata: Mapping[str, Any] | None,
         meta["training"] = report.to_dict()
     # a model on another device is saved from a CPU copy (save_model moves tensors to CPU)
     save_model(model, path, metadata=meta)
+    forget_cached_model(path)
+
+
+def forget_cached_model(path: str | os.PathLike) -> None:
+    """Drop a model file from :func:`nnp_lab.load_potential`'s cache after rewriting it.
+
+    The registry caches model files by resolved path, so without this a second
+    ``load_potential(path)`` in the same process would return the weights of the file's
+    previous version.
+    """
+    from nnp_lab.potentials import registry
+
+    resolved = str(Path(path).expanduser().resolve())
+    with registry._CACHE_LOCK:
+        for key in [k for k in registry._CACHE if k[0] == resolved]:
+            del registry._CACHE[key]
 
 
 def copy_model(model: EnergyModel) -> EnergyModel:

@@ -173,3 +173,16 @@ def test_bad_input_is_explained(cu_data, tmp_path):
         train(small_model(arch, ["Cu"]), [bulk("Cu", cubic=True)], live=False)
     with pytest.raises(InputError, match="EnergyModel"):
         train("schnet", cu_data)
+
+
+def test_saving_again_to_a_path_is_seen_by_load_potential(cu_data, tmp_path):
+    path = tmp_path / "model.pt"
+    atoms = cu_data[2]
+    first, _ = train(small_model(ARCHITECTURES[-1], ["Cu"], seed=1), cu_data, epochs=1,
+                     threads=1, live=False, path=path)
+    before = load_potential(path).evaluate([atoms])[0]["forces"]
+    second, _ = train(small_model(ARCHITECTURES[-1], ["Cu"], seed=2), cu_data, epochs=1,
+                      threads=1, live=False, path=path)
+    after = load_potential(path).evaluate([atoms])[0]["forces"]
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, evaluate_forces(second, atoms), atol=1e-5)
