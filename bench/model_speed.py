@@ -61,7 +61,8 @@ def settings():
         ("SchNet light", SchNet, {"n_features": 32, "n_interactions": 2, "n_rbf": 16}),
         ("TeaNet default", TeaNet, {}),
         ("TeaNet light", TeaNet, dict(LIGHT_SETTINGS)),
-        ("TeaNet light-2", TeaNet, {**LIGHT_SETTINGS, "layer_cutoffs": [4.0, 5.0]}),
+        ("TeaNet light-3", TeaNet, {**LIGHT_SETTINGS, "layer_cutoffs": [3.0, 4.0, 5.0]}),
+        ("TeaNet light-small", TeaNet, {**LIGHT_SETTINGS, "n_scalar": 16, "n_tensor": 4}),
     ]
 
 
@@ -84,14 +85,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--only", default="", help="substring of the model labels to time")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from nnp_lab.potentials.torch_model import TorchModelPotential
 
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, dtype {args.dtype}")
+    table = []
     for label, cls, kwargs in settings():
         if args.only and args.only not in label:
             continue
@@ -116,6 +122,14 @@ def main() -> None:
                     "checked_call_ms_median": round(checked, 2),
                 }
                 print(json.dumps(row), flush=True)
+                table.append(row)
+    print("\n| model | system | atoms | step ms (median) | step ms (min) | with input check |")
+    print("|---|---|---|---|---|---|")
+    for row in table:
+        print(
+            f"| {row['model']} | {row['system']} | {row['atoms']} | {row['step_ms_median']} | "
+            f"{row['step_ms_min']} | {row['checked_call_ms_median']} |"
+        )
 
 
 if __name__ == "__main__":
