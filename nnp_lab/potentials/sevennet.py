@@ -1,7 +1,12 @@
 """SevenNet models from the ``sevenn`` wheel (weights ship inside the package; MIT licence).
 
-All structures of one :meth:`Potential.evaluate` call go through the network as one
-``torch_geometric`` batch, so an NEB iteration is a single forward/backward pass.
+``sevennet-0`` runs on nnp_lab's own implementation of the network
+(:mod:`nnp_lab.potentials.sevennet_fast`: same weights, same results to float32 rounding,
+several times faster, no sevenn/e3nn/torch_geometric import). ``sevennet-0-upstream`` and the
+other SevenNet models (``sevennet-mf-0-*``, ``sevennet-l3i5``) run on the upstream ``sevenn``
+model through :class:`SevenNetPotential`: all structures of one :meth:`Potential.evaluate`
+call go through the network as one ``torch_geometric`` batch, so an NEB iteration is a single
+forward/backward pass.
 """
 
 from __future__ import annotations
@@ -36,13 +41,22 @@ _CITATION_MF = (
 # Largest number of atoms pushed through the network in one batch (bounds peak memory).
 _MAX_BATCH_ATOMS = 4096
 
+_SEVENNET_0 = "pretrained_potentials/SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth"
+_SEVENNET_0_DESCRIPTION = "SevenNet-0 (11Jul2024), NequIP-style E(3)-equivariant GNN, 5 Å cutoff"
+
 # name -> (checkpoint path inside the sevenn package, modal, level of theory, description)
 _MODELS = {
     "sevennet-0": (
-        "pretrained_potentials/SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth",
+        _SEVENNET_0,
         None,
         "PBE/PBE+U (MPtrj)",
-        "SevenNet-0 (11Jul2024), NequIP-style E(3)-equivariant GNN, 5 Å cutoff",
+        _SEVENNET_0_DESCRIPTION + "; nnp_lab's own implementation",
+    ),
+    "sevennet-0-upstream": (
+        _SEVENNET_0,
+        None,
+        "PBE/PBE+U (MPtrj)",
+        _SEVENNET_0_DESCRIPTION + "; upstream sevenn implementation (reference)",
     ),
     "sevennet-mf-0-pbe": (
         "pretrained_potentials/SevenNet_MF_0/checkpoint_sevennet_mf_0.pth",
@@ -84,6 +98,11 @@ def _load_checkpoint(path: str):
     return sevenn.util.load_checkpoint(path)
 
 
+#: Models evaluated by nnp_lab's own network code (:mod:`nnp_lab.potentials.sevennet_fast`);
+#: the others run the upstream sevenn model.
+_OWN_IMPLEMENTATION = frozenset({"sevennet-0"})
+
+
 # The elements every shipped SevenNet checkpoint covers (read from their configs; a test
 # checks this against the checkpoints). Kept here so that listing models and suggesting
 # alternatives do not import sevenn (~3 s).
@@ -105,7 +124,11 @@ def _covered(relative: str) -> frozenset[int]:
 
 
 class SevenNetPotential(Potential):
-    """A SevenNet checkpoint evaluated in batches.
+    """A SevenNet checkpoint evaluated in batches by the upstream ``sevenn`` model.
+
+    Used for ``sevennet-0-upstream`` (the reference for nnp_lab's own ``sevennet-0``) and for
+    the SevenNet models nnp_lab has no own implementation of (``sevennet-mf-0-pbe``,
+    ``sevennet-mf-0-r2scan``, ``sevennet-l3i5``).
 
     Parameters
     ----------
@@ -210,7 +233,7 @@ class SevenNetPotential(Potential):
 def _loader(name: str):
     relative, modal, level, _ = _MODELS[name]
 
-    def load(device: str) -> SevenNetPotential:
+    def load(device: str) -> Potential:
         path = _checkpoint_path(relative)
         if path is None:
             raise ModuleNotFoundError(
@@ -221,6 +244,12 @@ def _loader(name: str):
                 f"{name}: checkpoint {path} is missing from the installed sevenn; reinstall sevenn"
             )
         citation = _CITATION_MF if modal else _CITATION
+        if name in _OWN_IMPLEMENTATION:
+            from nnp_lab.potentials.sevennet_fast import SevenNetFastPotential
+
+            return SevenNetFastPotential(
+                path, name=name, device=device, level_of_theory=level, citation=citation
+            )
         return SevenNetPotential(
             path, name=name, modal=modal, device=device, level_of_theory=level, citation=citation
         )

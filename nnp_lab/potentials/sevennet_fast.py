@@ -193,20 +193,27 @@ def spherical_harmonics(unit: torch.Tensor) -> torch.Tensor:
 def _wigner_3j(l1: int, l2: int, l3: int, state: dict[str, torch.Tensor]) -> torch.Tensor:
     """Real Wigner-3j symbol ``(2l1+1, 2l2+1, 2l3+1)`` in e3nn's basis (unit Frobenius norm).
 
-    Symbols with an ``l = 0`` leg are ``delta / sqrt(2l+1)``; the others are read from the
-    checkpoint, which stores the ones its tensor products use (``..._w3j_{l1}_{l2}_{l3}``),
-    with e3nn (installed with sevenn) as the fallback. Reading them avoids importing e3nn
-    (~1.6 s).
+    Symbols with an ``l = 0`` leg are ``delta / sqrt(2l+1)``. The others are read from the
+    checkpoint, which stores the ones its tensor products use (``..._w3j_{l1}_{l2}_{l3}``)
+    and which the upstream model loads over its own: they are the coefficients the network
+    was trained with. e3nn 0.6.0's ``wigner_3j`` returns the opposite sign for (1, 2, 2),
+    (2, 1, 2) and (2, 2, 1), so computing them afresh would give a different potential. Only
+    a checkpoint without the buffers falls back to e3nn (with a warning). Reading them also
+    avoids importing e3nn (~1.6 s).
     """
     if 0 in (l1, l2, l3):
         l = max(l1, l2, l3)
         eye = torch.eye(2 * l + 1, dtype=torch.float64) / math.sqrt(2 * l + 1)
-        shape = (2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1)
-        return eye.reshape(shape)
+        return eye.reshape(2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1)
     suffix = f"_w3j_{l1}_{l2}_{l3}"
     for key, value in state.items():
         if key.endswith(suffix):
             return value.detach().to(torch.float64)
+    logger.warning(
+        "checkpoint has no Wigner-3j buffer for (%d, %d, %d); using e3nn's, whose sign "
+        "convention may differ from the one the model was trained with",
+        l1, l2, l3,
+    )
     from e3nn.o3 import wigner_3j  # slow import, only for checkpoints without the buffers
 
     return wigner_3j(l1, l2, l3).to(torch.float64)
@@ -215,21 +222,69 @@ def _wigner_3j(l1: int, l2: int, l3: int, state: dict[str, torch.Tensor]) -> tor
 # ---------------------------------------------------------------------------------------
 # The network
 # ---------------------------------------------------------------------------------------
-@dataclass
-class _Group:
-    """The paths of one convolution that start from input features of angular momentum l1.
+#: Edges per block in the convolution: temporaries stay at ~EDGE_CHUNK * rows * channels
+#: floats (about 1 MB), small enough to stay in cache between the fused steps.
+EDGE_CHUNK = 256
 
-    ``rows`` enumerates the output components produced from this input block, ordered by
-    ``(l3, m3, path)``; so for each ``l3`` the block of rows reshapes without a copy into
-    ``(2l3+1, n_paths * mul)``, the layout the following linear layer multiplies.
+
+@dataclass(frozen=True)
+class _PathBlock:
+    """The convolution paths ``(l1, l2) -> l3`` that start from input features with one l1.
+
+    Rows enumerate the output components ``(l3, m3, path)`` with ``l3`` slowest and the
+    paths (sorted by ``l2``) fastest. Two properties follow: the rows of one ``l3`` reshape
+    without a copy to ``(2l3+1, n_paths * mul)``, the layout the next linear layer
+    multiplies; and a layer whose outputs stop at ``l3 <= k`` uses a prefix of the rows, so
+    one edge matrix ``A`` per ``l1`` serves every layer.
     """
 
     l1: int
-    mul: int
-    weight_slice: tuple[int, int]  # columns of the radial network output (n_paths * mul)
-    n_paths: int
-    row_path: torch.Tensor  # (n_rows,) path index of each row (to expand the radial weights)
-    l3_rows: dict[int, tuple[int, int, int]]  # l3 -> (first row, last row, paths with this l3)
+    paths: tuple[tuple[int, int], ...]  # (l2, l3), sorted by (l3, l2)
+    rows: tuple[tuple[int, int, int], ...]  # (path index, l3, m3)
+
+    @classmethod
+    def build(cls, l1: int, lmax: int) -> _PathBlock:
+        """All paths from ``l1`` through edge harmonics ``l2 <= 2`` to outputs ``l3 <= lmax``."""
+        paths = tuple(
+            (l2, l3)
+            for l3 in range(lmax + 1)
+            for l2 in range(_LMAX + 1)
+            if abs(l1 - l2) <= l3 <= l1 + l2
+        )
+        rows = []
+        for l3 in range(lmax + 1):
+            idx = [k for k, p in enumerate(paths) if p[1] == l3]
+            for m3 in range(2 * l3 + 1):
+                rows.extend((k, l3, m3) for k in idx)
+        return cls(l1, paths, tuple(rows))
+
+    def n_rows(self, lmax_out: int) -> int:
+        """Rows used by a layer with outputs ``l3 <= lmax_out``."""
+        return sum(1 for _, l3, _ in self.rows if l3 <= lmax_out)
+
+    def segments(self, lmax_out: int) -> tuple[tuple[int, int, int, int, int], ...]:
+        """Per ``l3 <= lmax_out``: (first row, end row, first path, number of paths, 2l3+1)."""
+        out, row, path = [], 0, 0
+        for l3 in range(lmax_out + 1):
+            n_p = sum(1 for _, b in self.paths if b == l3)
+            if n_p:
+                out.append((row, row + n_p * (2 * l3 + 1), path, n_p, 2 * l3 + 1))
+            row += n_p * (2 * l3 + 1)
+            path += n_p
+        return tuple(out)
+
+    def coupling(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(9, rows * (2l1+1))``: ``A(edge) = (Y(edge) @ this).view(rows, 2l1+1)``.
+
+        ``A[row, m1] = sqrt(2l3+1) sum_m2 C[m1, m2, m3] Y[l2, m2]`` with ``C`` e3nn's real
+        Wigner-3j symbol; ``sqrt(2l3+1)`` is e3nn's ``component`` path normalisation.
+        """
+        cg = torch.zeros(_N_SH, len(self.rows), 2 * self.l1 + 1, dtype=torch.float64)
+        for r, (k, l3, m3) in enumerate(self.rows):
+            l2 = self.paths[k][0]
+            w3j = _wigner_3j(self.l1, l2, l3, state)
+            cg[l2 * l2 : (l2 + 1) ** 2, r, :] = math.sqrt(2 * l3 + 1) * w3j[:, :, m3].T
+        return cg.reshape(_N_SH, -1)
 
 
 class SevenNetNetwork(torch.nn.Module):
@@ -249,7 +304,6 @@ class SevenNetNetwork(torch.nn.Module):
     def __init__(self, state: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
         super().__init__()
         _check_supported(config)
-        c = SILU_SECOND_MOMENT_CONSTANT
         f32 = torch.float32
         self.cutoff = float(config["cutoff"])
         self.cutoff_on = float(config["cutoff_function"]["cutoff_on"])
@@ -266,12 +320,19 @@ class SevenNetNetwork(torch.nn.Module):
         w = state["onehot_to_feature_x.linear.weight"].view(n_species, irreps[0][0][0])
         self.register_buffer("embedding", (w / math.sqrt(n_species)).to(f32))
 
+        # One edge matrix A per input l1, shared by all layers (each uses a prefix of rows).
+        l1s = sorted({l for ir in irreps[:-1] for _, l in ir})
+        self.blocks = [_PathBlock.build(l1, _LMAX) for l1 in l1s]
+        if l1s != list(range(len(l1s))):
+            raise NotImplementedError(f"input irreps with l = {l1s}")
+        self.couplings = _BufferList([b.coupling(state).to(f32) for b in self.blocks])
+
         self.layers = torch.nn.ModuleList()
         scale_in = 1.0  # the previous gate's activation constant, folded into the next linears
         for t in range(int(config["num_convolution_layer"])):
-            layer = _Layer(state, f"{t}_", irreps[t], irreps[t + 1], scale_in)
+            layer = _Layer(state, f"{t}_", irreps[t], irreps[t + 1], scale_in, self.blocks)
             self.layers.append(layer)
-            scale_in = c
+            scale_in = SILU_SECOND_MOMENT_CONSTANT
         # Readout: two bias-free linear layers without activation = one vector.
         mul_last = irreps[-1][0][0]
         w1 = state["reduce_input_to_hidden.linear.weight"].view(mul_last, -1)
@@ -313,15 +374,21 @@ class SevenNetNetwork(torch.nn.Module):
             ``r_j - r_i`` including the periodic image shift, ``(n_edges, 3)``; all edges
             must be shorter than the cutoff (longer ones contribute exactly nothing).
         """
-        radial, sh = self.edge_features(vectors)
+        n_edges = vectors.shape[0]
+        with torch.profiler.record_function("sevennet.edge_embedding"):
+            radial, sh = self.edge_features(vectors)
+            edge_a = [
+                (sh @ c).view(n_edges, -1, 2 * b.l1 + 1)
+                for b, c in zip(self.blocks, self.couplings)
+            ]
         x = [self.embedding.index_select(0, species).unsqueeze(1)]
         receiver, sender = edge_index[0], edge_index[1]
         for layer in self.layers:
-            x = layer(x, radial, sh, sender, receiver)
-        out = (x[0].squeeze(1) @ self.readout).squeeze(-1)
-        return out * self.atomic_scale.index_select(0, species) + self.atomic_shift.index_select(
-            0, species
-        )
+            x = layer(x, radial, edge_a, sender, receiver)
+        with torch.profiler.record_function("sevennet.readout"):
+            out = (x[0].squeeze(1) @ self.readout).squeeze(-1)
+            scale = self.atomic_scale.index_select(0, species)
+            return out * scale + self.atomic_shift.index_select(0, species)
 
 
 class _Layer(torch.nn.Module):
@@ -334,13 +401,18 @@ class _Layer(torch.nn.Module):
         irreps_in: list[tuple[int, int]],
         irreps_out: list[tuple[int, int]],
         scale_in: float,
+        blocks: list[_PathBlock],
     ) -> None:
         super().__init__()
         f32 = torch.float32
+        c = SILU_SECOND_MOMENT_CONSTANT
         self.ls_in = [l for _, l in irreps_in]
-        mul_in = dict((l, m) for m, l in irreps_in)
-        mul_out = dict((l, m) for m, l in irreps_out)
+        mul_in = {l: m for m, l in irreps_in}
+        mul_out = {l: m for m, l in irreps_out}
         self.ls_out = sorted(mul_out)
+        lmax_out = self.ls_out[-1]
+        if self.ls_out != list(range(lmax_out + 1)):
+            raise NotImplementedError(f"{prefix}: output irreps with l = {self.ls_out}")
         # Gate: scalars, then one gate per gated channel (l >= 1, in order), then gated.
         self.n_scalars = mul_out[0]
         self.gate_slices = {}
@@ -353,157 +425,209 @@ class _Layer(torch.nn.Module):
         def linear(name: str, muls_in: dict, muls_out: dict, factor: float) -> list[torch.Tensor]:
             # e3nn Linear: one (mul_in, mul_out) block per l, flattened in l order, 1/sqrt(mul_in).
             flat = state[f"{prefix}{name}.linear.weight"]
-            blocks, offset = [], 0
+            out, offset = [], 0
             for l in sorted(muls_in):
                 if l not in muls_out:
                     continue
                 n = muls_in[l] * muls_out[l]
-                block = flat[offset : offset + n].view(muls_in[l], muls_out[l])
-                blocks.append((factor / math.sqrt(muls_in[l]) * block.double()).to(f32))
+                block = flat[offset : offset + n].view(muls_in[l], muls_out[l]).double()
+                out.append((factor / math.sqrt(muls_in[l]) * block).to(f32))
                 offset += n
             if offset != flat.numel():
                 raise ValueError(f"{prefix}{name}: unexpected weight size {flat.numel()}")
-            return blocks
+            return out
 
         self.sc = _BufferList(linear("self_connection_intro", mul_in, pre_gate, scale_in))
         self.sc_ls = [l for l in self.ls_in if l in pre_gate]
         self.si1 = _BufferList(linear("self_interaction_1", mul_in, mul_in, scale_in))
 
-        # Convolution paths (l1, l2, l3) in the checkpoint's order: sorted by l3, then (l1, l2).
-        paths = [
+        # The checkpoint's paths (l1, l2, l3): its radial network emits their weights in
+        # (l1, l2, l3) order, its convolution output (the next linear's input) is ordered by
+        # (l3, l1, l2).
+        paths = sorted(
             (l1, l2, l3)
-            for l3 in self.ls_out
             for l1 in self.ls_in
             for l2 in range(_LMAX + 1)
+            for l3 in self.ls_out
             if abs(l1 - l2) <= l3 <= l1 + l2
-        ]
-        # The radial network's outputs follow the paths in (l1, l2, l3) order.
-        offsets, off = {}, 0
-        for p in sorted(paths):
-            offsets[p] = off
+        )
+        w_offset, off = {}, 0
+        for p in paths:
+            w_offset[p] = off
             off += mul_in[p[0]]
+        mid_offset, mid_mul = {}, dict.fromkeys(self.ls_out, 0)
+        for p in sorted(paths, key=lambda p: (p[2], p[0], p[1])):
+            mid_offset[p] = mid_mul[p[2]]
+            mid_mul[p[2]] += mul_in[p[0]]
+
         w0 = state[f"{prefix}convolution.weight_nn.layer0.weight"].double()
         w1 = state[f"{prefix}convolution.weight_nn.layer1.weight"].double()
         w2 = state[f"{prefix}convolution.weight_nn.layer2.weight"].double()
         if w2.shape[1] != off:
             raise ValueError(f"{prefix}convolution: {w2.shape[1]} radial weights, expected {off}")
-        c = SILU_SECOND_MOMENT_CONSTANT
         self.register_buffer("radial_w0", (w0 / math.sqrt(w0.shape[0])).to(f32))
         self.register_buffer("radial_w1", (c * w1 / math.sqrt(w1.shape[0])).to(f32))
 
-        # Group paths by input l1; within a group order them by (l3, l2).
-        columns: list[int] = []
-        self.groups: list[_Group] = []
-        coupling = []
-        state64 = state
-        for l1 in self.ls_in:
-            gpaths = sorted((p for p in paths if p[0] == l1), key=lambda p: (p[2], p[1]))
-            if not gpaths:
-                continue
-            m = mul_in[l1]
-            start = len(columns)
-            for p in gpaths:
-                columns.extend(range(offsets[p], offsets[p] + m))
-            rows: list[tuple[int, int, int]] = []  # (path index, l3, m3)
-            l3_rows = {}
-            for l3 in self.ls_out:
-                idx = [k for k, p in enumerate(gpaths) if p[2] == l3]
-                first = len(rows)
-                for m3 in range(2 * l3 + 1):
-                    rows.extend((k, l3, m3) for k in idx)
-                if idx:
-                    l3_rows[l3] = (first, len(rows), len(idx))
-            # A(edge)[row, m1] = sum_m2 Y[l2, m2] * sqrt(2l3+1) * C[m1, m2, m3]
-            cg = torch.zeros(_N_SH, len(rows), 2 * l1 + 1, dtype=torch.float64)
-            for r, (k, l3, m3) in enumerate(rows):
-                _, l2, _ = gpaths[k]
-                w3j = _wigner_3j(l1, l2, l3, state64)
-                cg[l2 * l2 : (l2 + 1) ** 2, r, :] = math.sqrt(2 * l3 + 1) * w3j[:, :, m3].T
-            coupling.append(cg.reshape(_N_SH, -1).to(f32))
-            self.groups.append(
-                _Group(
-                    l1=l1,
-                    mul=m,
-                    weight_slice=(start, len(columns)),
-                    n_paths=len(gpaths),
-                    row_path=torch.tensor([k for k, _, _ in rows]),
-                    l3_rows=l3_rows,
-                )
-            )
-        self.register_buffer("radial_w2", (c * w2[:, columns] / math.sqrt(w2.shape[0])).to(f32))
-        self.coupling = _BufferList(coupling)
-        for g_i, g in enumerate(self.groups):
-            self.register_buffer(f"row_path_{g_i}", g.row_path)
-
-        # Linear after the convolution: rows of its (mid_mul_l3, out) block are the channels
-        # of the paths with output l3 in checkpoint order; ours come group by group.
         denominator = float(state[f"{prefix}convolution.denominator"].reshape(-1)[0])
-        mid_mul = {l3: sum(mul_in[p[0]] for p in paths if p[2] == l3) for l3 in self.ls_out}
         si2 = linear("self_interaction_2", mid_mul, pre_gate, 1.0 / denominator)
         si2 = dict(zip([l for l in sorted(mid_mul) if l in pre_gate], si2))
-        self.si2_keys: list[tuple[int, int]] = []  # (group index, l3)
+
+        # Our order: block by block (l1), paths by (l3, l2) inside a block.
+        columns: list[int] = []
+        layout = []
+        self.si2_keys: list[tuple[int, int]] = []  # (block index, l3)
         si2_blocks = []
-        for g_i, g in enumerate(self.groups):
-            gpaths = sorted((p for p in paths if p[0] == g.l1), key=lambda p: (p[2], p[1]))
-            for l3 in g.l3_rows:
-                rows_l3 = []
-                mid_offset = {}
-                off3 = 0
-                for p in paths:
-                    if p[2] == l3:
-                        mid_offset[p] = off3
-                        off3 += mul_in[p[0]]
-                for p in gpaths:
-                    if p[2] == l3:
-                        rows_l3.extend(range(mid_offset[p], mid_offset[p] + g.mul))
-                self.si2_keys.append((g_i, l3))
-                si2_blocks.append(si2[l3][rows_l3].contiguous())
+        for k, block in enumerate(blocks[: len(self.ls_in)]):
+            l1, m = block.l1, mul_in[block.l1]
+            used = [(l2, l3) for l2, l3 in block.paths if l3 <= lmax_out]
+            start = len(columns)
+            for l2, l3 in used:
+                columns.extend(range(w_offset[(l1, l2, l3)], w_offset[(l1, l2, l3)] + m))
+            layout.append((start, block.n_rows(lmax_out), block.segments(lmax_out)))
+            for first, last, p0, n_p, n_m in block.segments(lmax_out):
+                l3 = (n_m - 1) // 2
+                rows = []
+                for l2, _ in used[p0 : p0 + n_p]:
+                    o = mid_offset[(l1, l2, l3)]
+                    rows.extend(range(o, o + m))
+                self.si2_keys.append((k, l3))
+                si2_blocks.append(si2[l3][rows].contiguous())
+        self.layout = tuple(layout)
+        self.register_buffer("radial_w2", (c * w2[:, columns] / math.sqrt(w2.shape[0])).to(f32))
         self.si2 = _BufferList(si2_blocks)
-        self.scale_in = scale_in
 
     def forward(
         self,
         x: list[torch.Tensor],
         radial: torch.Tensor,
-        sh: torch.Tensor,
+        edge_a: list[torch.Tensor],
         sender: torch.Tensor,
         receiver: torch.Tensor,
     ) -> list[torch.Tensor]:
         n_atoms = x[0].shape[0]
-        n_edges = radial.shape[0]
-        # Self-connection (into the pre-gate irreps) and the first linear.
-        sc = {l: x[l] @ w for l, w in zip(self.sc_ls, self.sc)}
-        h = [xl @ w for xl, w in zip(x, self.si1)]
-        # Radial network: per-edge weights of every path and channel.
-        weights = torch.nn.functional.silu(radial @ self.radial_w0)
-        weights = torch.nn.functional.silu(weights @ self.radial_w1)
-        weights = weights @ self.radial_w2
-        pre: dict[int, torch.Tensor | None] = {l: sc.get(l) for l in self.ls_out}
-        for g_i, g in enumerate(self.groups):
-            xs = h[g.l1].index_select(0, sender)  # (E, 2l1+1, mul)
-            a = (sh @ self.coupling[g_i]).view(n_edges, -1, 2 * g.l1 + 1)  # (E, rows, 2l1+1)
-            if g.l1 == 0:
-                t = a * xs
-            else:
-                t = torch.bmm(a, xs)
-            w = weights[:, g.weight_slice[0] : g.weight_slice[1]].view(n_edges, g.n_paths, g.mul)
-            msg = t * w.index_select(1, getattr(self, f"row_path_{g_i}"))
-            agg = torch.zeros((n_atoms,) + msg.shape[1:], dtype=msg.dtype, device=msg.device)
-            agg = agg.index_add(0, receiver, msg)
-            for (gk, l3), w_lin in zip(self.si2_keys, self.si2):
-                if gk != g_i:
-                    continue
-                first, last, _ = g.l3_rows[l3]
-                block = agg[:, first:last].reshape(n_atoms, 2 * l3 + 1, -1)
+        with torch.profiler.record_function("sevennet.linear"):
+            sc = {l: x[l] @ w for l, w in zip(self.sc_ls, self.sc)}
+            h = [xl @ w for xl, w in zip(x, self.si1)]
+        with torch.profiler.record_function("sevennet.radial_mlp"):
+            weights = torch.nn.functional.silu(radial @ self.radial_w0)
+            weights = torch.nn.functional.silu(weights @ self.radial_w1)
+            weights = weights @ self.radial_w2
+        with torch.profiler.record_function("sevennet.tensor_product"):
+            aggs = _Convolution.apply(
+                self.layout, sender, receiver, weights, *h, *edge_a[: len(h)]
+            )
+        with torch.profiler.record_function("sevennet.linear"):
+            pre: dict[int, torch.Tensor | None] = {l: sc.get(l) for l in self.ls_out}
+            for (k, l3), w_lin in zip(self.si2_keys, self.si2):
+                first, last = next(s[:2] for s in self.layout[k][2] if s[4] == 2 * l3 + 1)
+                block = aggs[k][:, first:last].reshape(n_atoms, 2 * l3 + 1, -1)
                 term = block @ w_lin
                 pre[l3] = term if pre[l3] is None else pre[l3] + term
-        # Gate (SiLU; its normalisation constant is folded into the next layer's weights).
-        s = pre[0]
-        out = [torch.nn.functional.silu(s[..., : self.n_scalars])]
-        for l in self.ls_out[1:]:
-            a, b = self.gate_slices[l]
-            out.append(pre[l] * torch.nn.functional.silu(s[..., a:b]))
+        with torch.profiler.record_function("sevennet.gate"):
+            # SiLU; e3nn's normalisation constant is folded into the next layer's weights.
+            s = pre[0]
+            out = [torch.nn.functional.silu(s[..., : self.n_scalars])]
+            for l in self.ls_out[1:]:
+                a, b = self.gate_slices[l]
+                out.append(pre[l] * torch.nn.functional.silu(s[..., a:b]))
         return out
+
+
+class _Convolution(torch.autograd.Function):
+    """The ``uvu`` convolution of one layer, edge block by edge block, with its own backward.
+
+    For every input block ``k`` (angular momentum ``l1``)::
+
+        agg_k[i] = sum over edges e = (i, j) of  w_e[paths of k] * (A_k[e] @ x_k[j])
+
+    with ``x_k`` ``(n_atoms, 2l1+1, mul)``, ``A_k`` ``(n_edges, rows, 2l1+1)`` (edge
+    harmonics contracted with Wigner-3j symbols) and ``w`` ``(n_edges, n_weights)`` the
+    radial weights, which multiply all rows of their path. The backward pass recomputes the
+    per-edge products block by block instead of storing them: memory stays linear in the
+    number of edges with a small constant (no ``(n_edges, rows, mul)`` tensor is kept) and
+    the temporaries stay in cache. First derivatives only (forces and stress).
+
+    ``layout`` holds per block ``(first weight column, rows used, segments)`` where a
+    segment is ``(first row, end row, first path, number of paths, 2l3+1)``.
+    """
+
+    @staticmethod
+    def forward(ctx, layout, sender, receiver, w, *tensors):  # noqa: D102
+        n = len(layout)
+        xs, edge_a = tensors[:n], tensors[n:]
+        n_atoms, n_edges = xs[0].shape[0], w.shape[0]
+        aggs = [x.new_zeros((n_atoms, rows, x.shape[2])) for x, (_, rows, _) in zip(xs, layout)]
+        for start in range(0, n_edges, EDGE_CHUNK):
+            e = slice(start, min(start + EDGE_CHUNK, n_edges))
+            send, recv, w_e = sender[e], receiver[e], w[e]
+            for x, a, agg, (col, rows, segments) in zip(xs, edge_a, aggs, layout):
+                t = _edge_products(a[e, :rows], x.index_select(0, send))
+                _scale_rows(t, w_e, col, segments)
+                agg.index_add_(0, recv, t)
+        ctx.save_for_backward(sender, receiver, w, *tensors)
+        ctx.layout = layout
+        return tuple(aggs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grad_aggs):  # noqa: D102
+        sender, receiver, w, *tensors = ctx.saved_tensors
+        layout = ctx.layout
+        n = len(layout)
+        xs, edge_a = tensors[:n], tensors[n:]
+        need = ctx.needs_input_grad
+        need_w, need_x, need_a = need[3], need[4 : 4 + n], need[4 + n : 4 + 2 * n]
+        n_edges = w.shape[0]
+        with torch.profiler.record_function("sevennet.tensor_product_backward"):
+            return _Convolution._backward(
+                layout, sender, receiver, w, xs, edge_a, grad_aggs, need_w, need_x, need_a
+            )
+
+    @staticmethod
+    def _backward(layout, sender, receiver, w, xs, edge_a, grad_aggs, need_w, need_x, need_a):
+        n_edges = w.shape[0]
+        grad_w = w.new_empty(w.shape) if need_w else None
+        grad_x = [torch.zeros_like(x) if nx else None for x, nx in zip(xs, need_x)]
+        grad_a = []
+        for a, na, (_, rows, _) in zip(edge_a, need_a, layout):
+            if not na:
+                grad_a.append(None)
+            else:
+                grad_a.append(a.new_empty(a.shape) if rows == a.shape[1] else torch.zeros_like(a))
+        for start in range(0, n_edges, EDGE_CHUNK):
+            e = slice(start, min(start + EDGE_CHUNK, n_edges))
+            send, recv, w_e = sender[e], receiver[e], w[e]
+            for k, (col, rows, segments) in enumerate(layout):
+                x, a = xs[k], edge_a[k][e, :rows]
+                c, mul = a.shape[0], x.shape[2]
+                g = grad_aggs[k].index_select(0, recv)  # (c, rows, mul)
+                x_e = x.index_select(0, send)
+                if need_w:
+                    t = _edge_products(a, x_e).mul_(g)
+                    for first, last, p0, n_p, n_m in segments:
+                        part = t[:, first:last].view(c, n_m, n_p * mul).sum(1)
+                        grad_w[e, col + p0 * mul : col + (p0 + n_p) * mul] = part
+                _scale_rows(g, w_e, col, segments)  # now d(loss)/d(A @ x)
+                if need_x[k]:
+                    grad_x[k].index_add_(0, send, torch.bmm(a.transpose(1, 2), g))
+                if need_a[k]:
+                    grad_a[k][e, :rows] = torch.bmm(g, x_e.transpose(1, 2))
+        return (None, None, None, grad_w, *grad_x, *grad_a)
+
+
+def _edge_products(a: torch.Tensor, x_e: torch.Tensor) -> torch.Tensor:
+    """``A @ x`` per edge: ``(c, rows, 2l1+1) @ (c, 2l1+1, mul)``."""
+    if a.shape[2] == 1:  # l1 = 0: an outer product; broadcasting beats a K=1 bmm
+        return a * x_e
+    return torch.bmm(a, x_e)
+
+
+def _scale_rows(t: torch.Tensor, w: torch.Tensor, col: int, segments) -> None:
+    """In place: multiply each row of ``t`` ``(c, rows, mul)`` by its path's radial weights."""
+    c, _, mul = t.shape
+    for first, last, p0, n_p, n_m in segments:
+        block = t[:, first:last].view(c, n_m, n_p, mul)
+        block.mul_(w[:, col + p0 * mul : col + (p0 + n_p) * mul].view(c, 1, n_p, mul))
 
 
 class _BufferList(torch.nn.Module):
@@ -716,54 +840,52 @@ class SevenNetFastPotential(Potential):
     def _evaluate_batch(
         self, structures: list[Atoms], first_slot: int, properties: tuple[str, ...]
     ) -> list[dict]:
+        record = torch.profiler.record_function
         device = self.device
         n_atoms = [len(a) for a in structures]
         offsets = np.concatenate([[0], np.cumsum(n_atoms)])
-        senders, receivers, vectors, edge_batch = [], [], [], []
-        for k, atoms in enumerate(structures):
-            i, j, vec = self.neighbours.edges(first_slot + k, atoms)
-            receivers.append(i + offsets[k])
-            senders.append(j + offsets[k])
-            vectors.append(vec)
-            edge_batch.append(np.full(len(i), k))
-        numbers = torch.as_tensor(np.concatenate([a.numbers for a in structures]), device=device)
-        species = self.model.species_of_z.index_select(0, numbers)
-        edge_index = torch.as_tensor(
-            np.stack([np.concatenate(receivers), np.concatenate(senders)]), device=device
-        )
-        vec = torch.as_tensor(np.concatenate(vectors), dtype=torch.float32, device=device)
-        batch = torch.repeat_interleave(
-            torch.arange(len(structures), device=device),
-            torch.as_tensor(n_atoms, device=device),
-        )
-        want_forces = "forces" in properties or "stress" in properties
+        with record("sevennet.neighbours"):
+            edges = [self.neighbours.edges(first_slot + k, a) for k, a in enumerate(structures)]
+        with record("sevennet.graph"):
+            receiver = np.concatenate([i + offsets[k] for k, (i, _, _) in enumerate(edges)])
+            sender = np.concatenate([j + offsets[k] for k, (_, j, _) in enumerate(edges)])
+            edge_index = torch.as_tensor(np.stack([receiver, sender]), device=device)
+            vec = torch.as_tensor(
+                np.concatenate([v for _, _, v in edges]), dtype=torch.float32, device=device
+            )
+            numbers = np.concatenate([a.numbers for a in structures])
+            species = self.model.species_of_z.index_select(
+                0, torch.as_tensor(numbers, device=device)
+            )
         want_stress = "stress" in properties
+        want_forces = "forces" in properties or want_stress
         if want_forces:
             vec.requires_grad_(True)
             atomic = self.model(species, edge_index, vec)
-            (grad,) = torch.autograd.grad(atomic.sum(), [vec])
+            with record("sevennet.backward"):
+                (grad,) = torch.autograd.grad(atomic.sum(), [vec])
         else:
             with torch.inference_mode():
                 atomic = self.model(species, edge_index, vec)
-        energy = torch.zeros(len(structures), dtype=torch.float64, device=device)
-        energy = energy.index_add(0, batch, atomic.detach().double()).cpu().numpy()
-        out: list[dict] = [{"energy": float(e)} for e in energy]
-        if want_forces:
-            # F_i = -dE/dr_i with r_e = r_j - r_i: the receiver i gets +g, the sender j -g.
-            forces = torch.zeros((len(numbers), 3), dtype=grad.dtype, device=device)
-            forces = forces.index_add(0, edge_index[0], grad).index_add(0, edge_index[1], -grad)
-            forces = forces.cpu().numpy().astype(np.float64)
-            for k, res in enumerate(out):
-                res["forces"] = forces[offsets[k] : offsets[k + 1]].copy()
-        if want_stress:
-            # dE/d(strain)_ab = sum_e g_a r_b over the structure's edges.
-            eb = torch.as_tensor(np.concatenate(edge_batch), device=device)
-            outer = (grad.unsqueeze(2) * vec.detach().unsqueeze(1)).reshape(-1, 9).double()
-            virial = torch.zeros((len(structures), 9), dtype=torch.float64, device=device)
-            virial = virial.index_add(0, eb, outer).view(-1, 3, 3)
-            virial = (0.5 * (virial + virial.transpose(1, 2))).cpu().numpy()
-            for k, (atoms, res) in enumerate(zip(structures, out)):
-                if has_stress(atoms):
-                    sigma = virial[k] / atoms.get_volume()
-                    res["stress"] = sigma[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        with record("sevennet.forces_stress"):
+            energy = np.add.reduceat(atomic.detach().double().cpu().numpy(), offsets[:-1])
+            out: list[dict] = [{"energy": float(e)} for e in energy]
+            if want_forces:
+                # F = -dE/dr with r_e = r_j - r_i: the receiver i gets +g_e, the sender j -g_e.
+                forces = torch.zeros((len(numbers), 3), dtype=grad.dtype, device=device)
+                forces.index_add_(0, edge_index[0], grad).index_add_(0, edge_index[1], -grad)
+                forces = forces.cpu().numpy().astype(np.float64)
+                for k, res in enumerate(out):
+                    res["forces"] = forces[offsets[k] : offsets[k + 1]].copy()
+            if want_stress:
+                # dE/d(strain)_ab = sum over the structure's edges of g_a r_b.
+                outer = (grad.unsqueeze(2) * vec.detach().unsqueeze(1)).reshape(-1, 9)
+                outer = outer.double().cpu().numpy()
+                edge_offsets = np.concatenate([[0], np.cumsum([len(i) for i, _, _ in edges])])
+                for k, (atoms, res) in enumerate(zip(structures, out)):
+                    if has_stress(atoms):
+                        a, b = edge_offsets[k], edge_offsets[k + 1]
+                        virial = outer[a:b].sum(axis=0).reshape(3, 3)
+                        sigma = 0.5 * (virial + virial.T) / atoms.get_volume()
+                        res["stress"] = sigma[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
         return out
