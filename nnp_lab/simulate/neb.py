@@ -176,7 +176,22 @@ class _BatchedNEB(NEB):
         calc = image.calc
         if calc is None or "forces" not in getattr(calc, "results", {}):
             return True
-        return bool(calc.check_state(image))
+        # Exact comparison with the atoms the results belong to (ASE's check_state does the
+        # same with tolerances and costs ~1 ms per image and call).
+        done = getattr(calc, "atoms", None)
+        return not (
+            done is not None
+            and len(done) == len(image)
+            and np.array_equal(done.positions, image.positions)
+            and np.array_equal(done.numbers, image.numbers)
+            and np.array_equal(done.cell.array, image.cell.array)
+            and np.array_equal(done.pbc, image.pbc)
+        )
+
+    def image_energies(self) -> np.ndarray:
+        """Energy of every image, endpoints included (evaluating stale images first)."""
+        self.evaluate_band()
+        return np.array([image.calc.results["energy"] for image in self.images], dtype=float)
 
     def evaluate_band(self) -> int:
         """Evaluate all images whose results are missing or outdated; returns how many."""
@@ -193,7 +208,17 @@ class _BatchedNEB(NEB):
 
     def get_forces(self) -> np.ndarray:
         self.evaluate_band()
-        return super().get_forces()
+        forces = super().get_forces()
+        self._last_forces = (self.get_positions().copy(), bool(self.climb), forces.copy())
+        return forces
+
+    def current_forces(self) -> np.ndarray:
+        """NEB forces at the current positions, reusing the last projection when nothing moved
+        (ASE recomputes tangents and springs on every ``get_forces`` call)."""
+        last = getattr(self, "_last_forces", None)
+        if last is not None and last[1] == bool(self.climb) and np.array_equal(last[0], self.get_positions()):
+            return last[2]
+        return self.get_forces()
 
 
 @dataclass(frozen=True)
@@ -637,7 +662,7 @@ class NEBRun(Run):
             )
 
     def _band_fmax(self) -> float:
-        forces = self.band.get_forces()  # cached: no model evaluation
+        forces = self.band.current_forces()  # no model evaluation at unchanged positions
         return float(np.sqrt((forces**2).sum(axis=1)).max()) if len(forces) else 0.0
 
     def _climbing_index(self) -> int | None:
@@ -655,7 +680,7 @@ class NEBRun(Run):
         band = self.band
         # From the images' own results (ASE's band.energies leaves the endpoints unset
         # with method="aseneb").
-        energies = np.array([image.get_potential_energy() for image in band.images], dtype=float)
+        energies = band.image_energies()
         if not np.all(np.isfinite(energies)):
             raise SimulationError(
                 f"the potential returned a non-finite energy at NEB iteration {step} "
