@@ -76,14 +76,17 @@ class _Neighbours:
         D = max(int(counts.max()) if n_edges else 0, 1)
         starts = torch.cumsum(counts, 0) - counts
         slot = c_sorted * D + torch.arange(n_edges, device=device) - starts.index_select(0, c_sorted)
-        dense = torch.full((n_atoms * D,), n_edges, dtype=torch.long, device=device)
-        dense[slot] = order  # edge id of every slot; n_edges = dummy
         self.D = D
         self.n_atoms = n_atoms
-        pad = lambda x, value: torch.cat([x, x.new_full((1, *x.shape[1:]), value)])  # noqa: E731
-        self.J = pad(neigh, 0).index_select(0, dense).view(n_atoms, D)
-        self.r = pad(r, float(cutoff)).index_select(0, dense).view(n_atoms, D)
-        rhat = pad(vec / r[:, None], 0.0).index_select(0, dense).view(n_atoms, D, 3)
+        # Scatter the sorted edges into their slots; dummy slots keep the fill values.
+        J = torch.zeros(n_atoms * D, dtype=torch.long, device=device)
+        self.J = J.index_copy_(0, slot, neigh.index_select(0, order)).view(n_atoms, D)
+        self.r = torch.full((n_atoms * D,), float(cutoff), dtype=dtype, device=device).index_copy(
+            0, slot, r.index_select(0, order)
+        ).view(n_atoms, D)
+        rhat = torch.zeros((n_atoms * D, 3), dtype=dtype, device=device).index_copy(
+            0, slot, (vec / r[:, None]).index_select(0, order)
+        ).view(n_atoms, D, 3)
         self.rhat = rhat  # (n, D, 3)
         self.rr = (rhat[..., :, None] * rhat[..., None, :]).reshape(n_atoms, D, 9)  # r̂ ⊗ r̂
         self._width: dict[float, int] = {}
@@ -154,7 +157,7 @@ class _TeaLayer(torch.nn.Module):
         self.act = make_activation(activation)
         # Outputs (times the cutoff function): Δe, scalar message (F each); coefficients of
         # r̂ (V) and r̂⊗r̂ (T); weights of the neighbours' vectors and tensors (H each).
-        self.split = [F, F, V, T] + ([] if first else [H, H])
+        self.split = ([] if last else [F]) + [F, V, T] + ([] if first else [H, H])
         self.edge_out = torch.nn.Linear(F, sum(self.split), bias=False)
         if not first:
             self.prop_v = torch.nn.Linear(H * V, V, bias=False)
@@ -187,16 +190,17 @@ class _TeaLayer(torch.nn.Module):
         h = h + sp[:, None, :F] + s_j
         # Every edge update and message is switched on smoothly by the cutoff function.
         parts = torch.split(self.edge_out(self.act(h) * g.fc), self.split, dim=2)
-        de, ms, av, at = parts[:4]
         if not self.last:
+            de, parts = parts[0], parts[1:]
             e = de if self.first else e + de
+        ms, av, at = parts[:3]
         # Messages j -> i summed over neighbours: Σ m_s, Σ a_v r̂, Σ a_t r̂⊗r̂ (+ Σ b_h v_j,
         # Σ b_h T_j mixed over heads h): batched products over the slots.
         agg_s = ms.sum(dim=1)
         msg_v = torch.bmm(g.rhat.transpose(1, 2), av)  # (n, 3, V)
         msg_t = torch.bmm(g.rr.transpose(1, 2), at)  # (n, 9, T)
         if not self.first:
-            bv, bt = parts[4], parts[5]
+            bv, bt = parts[3], parts[4]
             v_j = v.reshape(n, 3 * V).index_select(0, g.J).view(n, D, 3 * V)
             t_j = t.reshape(n, 9 * T).index_select(0, g.J).view(n, D, 9 * T)
             pv = torch.bmm(bv.transpose(1, 2), v_j).view(n, H, 3, V).transpose(1, 2)
