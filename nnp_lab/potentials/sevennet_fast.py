@@ -342,11 +342,11 @@ class SevenNetNetwork(torch.nn.Module):
         self.register_buffer("atomic_shift", state["rescale_atomic_energy.shift"].to(f32))
         self.register_buffer("atomic_scale", state["rescale_atomic_energy.scale"].to(f32))
 
-    def edge_features(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Radial embedding ``(n_edges, n_basis)`` and spherical harmonics ``(n_edges, 9)``.
+    def radial_embedding(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Radial embedding ``(n, n_basis)`` of edge vectors ``(n, 3)``.
 
-        The radial embedding is the Bessel basis ``(2/r_c) sin(k_n r) / r`` (trained ``k_n``)
-        times the XPLOR switching function, which is exactly 0 at and beyond the cutoff.
+        The Bessel basis ``(2/r_c) sin(k_n r) / r`` (trained ``k_n``) times the XPLOR
+        switching function, which is exactly 0 at and beyond the cutoff.
         """
         r = torch.linalg.vector_norm(vectors, dim=-1, keepdim=True)
         basis = (2.0 / self.cutoff) * torch.sin(self.bessel * r) / r
@@ -354,12 +354,12 @@ class SevenNetNetwork(torch.nn.Module):
         switch = (rc2 - r2) ** 2 * (rc2 + 2 * r2 - 3 * ron2) / (rc2 - ron2) ** 3
         switch = torch.where(r < self.cutoff_on, torch.ones_like(r), switch)
         switch = torch.where(r < self.cutoff, switch, torch.zeros_like(r))
-        return basis * switch, spherical_harmonics(vectors / r)
+        return basis * switch
 
     def forward(
         self,
         species: torch.Tensor,
-        edge_index: torch.Tensor,
+        pairs: torch.Tensor,
         vectors: torch.Tensor,
     ) -> torch.Tensor:
         """Atomic energies (eV), shape ``(n_atoms,)``.
@@ -368,21 +368,26 @@ class SevenNetNetwork(torch.nn.Module):
         ----------
         species
             Species index of each atom (see ``species_of_z``), ``(n_atoms,)``.
-        edge_index
-            ``(2, n_edges)`` pairs ``(i, j)``: ``j`` sends a message to ``i``.
+        pairs
+            ``(2, n_pairs)``: each neighbour pair ``(i, j)`` once; messages flow both ways
+            (the network's edges are the pairs followed by the reversed pairs).
         vectors
-            ``r_j - r_i`` including the periodic image shift, ``(n_edges, 3)``; all edges
-            must be shorter than the cutoff (longer ones contribute exactly nothing).
+            ``r_j - r_i`` including the periodic image shift, ``(n_pairs, 3)``; all pairs
+            must be closer than the cutoff (farther ones contribute exactly nothing).
         """
-        n_edges = vectors.shape[0]
+        n_edges = 2 * vectors.shape[0]
         with torch.profiler.record_function("sevennet.edge_embedding"):
-            radial, sh = self.edge_features(vectors)
+            # The radial part is the same for both directions of a pair: computed once.
+            radial = self.radial_embedding(vectors)
+            both = torch.cat([vectors, -vectors])
+            sh = spherical_harmonics(both / torch.linalg.vector_norm(both, dim=-1, keepdim=True))
             edge_a = [
                 (sh @ c).view(n_edges, -1, 2 * b.l1 + 1)
                 for b, c in zip(self.blocks, self.couplings)
             ]
         x = [self.embedding.index_select(0, species).unsqueeze(1)]
-        receiver, sender = edge_index[0], edge_index[1]
+        receiver = torch.cat([pairs[0], pairs[1]])
+        sender = torch.cat([pairs[1], pairs[0]])
         for layer in self.layers:
             x = layer(x, radial, edge_a, sender, receiver)
         with torch.profiler.record_function("sevennet.readout"):
@@ -541,8 +546,9 @@ class _Convolution(torch.autograd.Function):
         agg_k[i] = sum over edges e = (i, j) of  w_e[paths of k] * (A_k[e] @ x_k[j])
 
     with ``x_k`` ``(n_atoms, 2l1+1, mul)``, ``A_k`` ``(n_edges, rows, 2l1+1)`` (edge
-    harmonics contracted with Wigner-3j symbols) and ``w`` ``(n_edges, n_weights)`` the
-    radial weights, which multiply all rows of their path. The backward pass recomputes the
+    harmonics contracted with Wigner-3j symbols) and ``w`` ``(n_pairs, n_weights)`` the
+    radial weights, which multiply all rows of their path; edges are the neighbour pairs
+    followed by the reversed pairs, and both directions of a pair share its weights. The backward pass recomputes the
     per-edge products block by block instead of storing them: memory stays linear in the
     number of edges with a small constant (no ``(n_edges, rows, mul)`` tensor is kept) and
     the temporaries stay in cache. First derivatives only (forces and stress).
@@ -555,11 +561,10 @@ class _Convolution(torch.autograd.Function):
     def forward(ctx, layout, sender, receiver, w, *tensors):  # noqa: D102
         n = len(layout)
         xs, edge_a = tensors[:n], tensors[n:]
-        n_atoms, n_edges = xs[0].shape[0], w.shape[0]
+        n_atoms = xs[0].shape[0]
         aggs = [x.new_zeros((n_atoms, rows, x.shape[2])) for x, (_, rows, _) in zip(xs, layout)]
-        for start in range(0, n_edges, EDGE_CHUNK):
-            e = slice(start, min(start + EDGE_CHUNK, n_edges))
-            send, recv, w_e = sender[e], receiver[e], w[e]
+        for e, p in _edge_blocks(w.shape[0]):
+            send, recv, w_e = sender[e], receiver[e], w[p]
             for x, a, agg, (col, rows, segments) in zip(xs, edge_a, aggs, layout):
                 t = _edge_products(a[e, :rows], x.index_select(0, send))
                 _scale_rows(t, w_e, col, segments)
@@ -577,7 +582,6 @@ class _Convolution(torch.autograd.Function):
         xs, edge_a = tensors[:n], tensors[n:]
         need = ctx.needs_input_grad
         need_w, need_x, need_a = need[3], need[4 : 4 + n], need[4 + n : 4 + 2 * n]
-        n_edges = w.shape[0]
         with torch.profiler.record_function("sevennet.tensor_product_backward"):
             return _Convolution._backward(
                 layout, sender, receiver, w, xs, edge_a, grad_aggs, need_w, need_x, need_a
@@ -585,8 +589,7 @@ class _Convolution(torch.autograd.Function):
 
     @staticmethod
     def _backward(layout, sender, receiver, w, xs, edge_a, grad_aggs, need_w, need_x, need_a):
-        n_edges = w.shape[0]
-        grad_w = w.new_empty(w.shape) if need_w else None
+        grad_w = torch.zeros_like(w) if need_w else None
         grad_x = [torch.zeros_like(x) if nx else None for x, nx in zip(xs, need_x)]
         grad_a = []
         for a, na, (_, rows, _) in zip(edge_a, need_a, layout):
@@ -594,9 +597,8 @@ class _Convolution(torch.autograd.Function):
                 grad_a.append(None)
             else:
                 grad_a.append(a.new_empty(a.shape) if rows == a.shape[1] else torch.zeros_like(a))
-        for start in range(0, n_edges, EDGE_CHUNK):
-            e = slice(start, min(start + EDGE_CHUNK, n_edges))
-            send, recv, w_e = sender[e], receiver[e], w[e]
+        for e, p in _edge_blocks(w.shape[0]):
+            send, recv, w_e = sender[e], receiver[e], w[p]
             for k, (col, rows, segments) in enumerate(layout):
                 x, a = xs[k], edge_a[k][e, :rows]
                 c, mul = a.shape[0], x.shape[2]
@@ -606,13 +608,22 @@ class _Convolution(torch.autograd.Function):
                     t = _edge_products(a, x_e).mul_(g)
                     for first, last, p0, n_p, n_m in segments:
                         part = t[:, first:last].view(c, n_m, n_p * mul).sum(1)
-                        grad_w[e, col + p0 * mul : col + (p0 + n_p) * mul] = part
+                        grad_w[p, col + p0 * mul : col + (p0 + n_p) * mul] += part
                 _scale_rows(g, w_e, col, segments)  # now d(loss)/d(A @ x)
                 if need_x[k]:
                     grad_x[k].index_add_(0, send, torch.bmm(a.transpose(1, 2), g))
                 if need_a[k]:
                     grad_a[k][e, :rows] = torch.bmm(g, x_e.transpose(1, 2))
         return (None, None, None, grad_w, *grad_x, *grad_a)
+
+
+def _edge_blocks(n_pairs: int):
+    """Blocks of at most ``EDGE_CHUNK`` edges: (edge slice, pair slice). Edge ``e`` is pair
+    ``e`` for ``e < n_pairs`` and the reverse of pair ``e - n_pairs`` after that."""
+    for offset in (0, n_pairs):
+        for start in range(0, n_pairs, EDGE_CHUNK):
+            stop = min(start + EDGE_CHUNK, n_pairs)
+            yield slice(offset + start, offset + stop), slice(start, stop)
 
 
 def _edge_products(a: torch.Tensor, x_e: torch.Tensor) -> torch.Tensor:
@@ -665,22 +676,28 @@ class _Pairs:
 
 
 def _build_pairs(atoms: Atoms, radius: float) -> _Pairs:
-    """Full neighbour list within ``radius`` (vesin), in a canonical order.
+    """Neighbour pairs within ``radius`` (vesin half list), each once, in a canonical order.
 
-    Sorting by ``(i, j, shift)`` makes the edge order, and so the float32 rounding of the
-    sums over neighbours, independent of how (and whether from a cache) the list was made.
+    Every pair is oriented so that ``i < j`` (or, for an atom and its own periodic image,
+    the first non-zero cell shift is positive) and the list is sorted by ``(i, j, shift)``:
+    the edge order, and so the float32 rounding of the sums over neighbours, does not depend
+    on how (or whether from a cache) the list was made.
     """
     from vesin import NeighborList
 
     positions = np.asarray(atoms.positions, dtype=np.float64)
     periodic = bool(atoms.pbc.any())
     box = np.asarray(atoms.cell, dtype=np.float64) if periodic else np.zeros((3, 3))
-    i, j, s = NeighborList(cutoff=radius, full_list=True).compute(
+    i, j, s = NeighborList(cutoff=radius, full_list=False).compute(
         positions, box, atoms.pbc.tolist(), quantities="ijS"
     )
     i = i.astype(np.int64)
     j = j.astype(np.int64)
     s = s.astype(np.int64)
+    first_nonzero = s[np.arange(len(s)), np.argmax(s != 0, axis=1)] if len(s) else s[:, 0]
+    flip = (i > j) | ((i == j) & (first_nonzero < 0))
+    i, j = np.where(flip, j, i), np.where(flip, i, j)
+    s = np.where(flip[:, None], -s, s)
     order = np.lexsort((s[:, 2], s[:, 1], s[:, 0], j, i))
     i, j, s = i[order], j[order], s[order]
     shift = s.astype(np.float64) @ box if periodic else np.zeros((len(i), 3))
@@ -732,8 +749,8 @@ class NeighbourCache:
         moved2 = np.max(np.sum((positions - entry.reference) ** 2, axis=1), initial=0.0)
         return bool(moved2 < (0.5 * self.skin) ** 2)
 
-    def edges(self, slot: int, atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Pairs ``(i, j)`` and edge vectors ``r_j - r_i + shift`` (Å) within the cutoff.
+    def pairs(self, slot: int, atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Neighbour pairs ``(i, j)`` (each once) and ``r_j - r_i + shift`` (Å) within the cutoff.
 
         Parameters
         ----------
@@ -745,7 +762,7 @@ class NeighbourCache:
         Returns
         -------
         i, j, vectors
-            ``(n_edges,)``, ``(n_edges,)`` int64 and ``(n_edges, 3)`` float64.
+            ``(n_pairs,)``, ``(n_pairs,)`` int64 and ``(n_pairs, 3)`` float64.
         """
         cacheable = self.skin > 0 and slot < self.max_slots
         entry = self._slots.get(slot) if cacheable else None
@@ -845,13 +862,13 @@ class SevenNetFastPotential(Potential):
         n_atoms = [len(a) for a in structures]
         offsets = np.concatenate([[0], np.cumsum(n_atoms)])
         with record("sevennet.neighbours"):
-            edges = [self.neighbours.edges(first_slot + k, a) for k, a in enumerate(structures)]
+            found = [self.neighbours.pairs(first_slot + k, a) for k, a in enumerate(structures)]
         with record("sevennet.graph"):
-            receiver = np.concatenate([i + offsets[k] for k, (i, _, _) in enumerate(edges)])
-            sender = np.concatenate([j + offsets[k] for k, (_, j, _) in enumerate(edges)])
-            edge_index = torch.as_tensor(np.stack([receiver, sender]), device=device)
+            i = np.concatenate([i + offsets[k] for k, (i, _, _) in enumerate(found)])
+            j = np.concatenate([j + offsets[k] for k, (_, j, _) in enumerate(found)])
+            pairs = torch.as_tensor(np.stack([i, j]), device=device)
             vec = torch.as_tensor(
-                np.concatenate([v for _, _, v in edges]), dtype=torch.float32, device=device
+                np.concatenate([v for _, _, v in found]), dtype=torch.float32, device=device
             )
             numbers = np.concatenate([a.numbers for a in structures])
             species = self.model.species_of_z.index_select(
@@ -861,27 +878,27 @@ class SevenNetFastPotential(Potential):
         want_forces = "forces" in properties or want_stress
         if want_forces:
             vec.requires_grad_(True)
-            atomic = self.model(species, edge_index, vec)
+            atomic = self.model(species, pairs, vec)
             with record("sevennet.backward"):
                 (grad,) = torch.autograd.grad(atomic.sum(), [vec])
         else:
             with torch.inference_mode():
-                atomic = self.model(species, edge_index, vec)
+                atomic = self.model(species, pairs, vec)
         with record("sevennet.forces_stress"):
             energy = np.add.reduceat(atomic.detach().double().cpu().numpy(), offsets[:-1])
             out: list[dict] = [{"energy": float(e)} for e in energy]
             if want_forces:
-                # F = -dE/dr with r_e = r_j - r_i: the receiver i gets +g_e, the sender j -g_e.
+                # F = -dE/dr with r_ij = r_j - r_i: atom i gets +dE/dr_ij, atom j -dE/dr_ij.
                 forces = torch.zeros((len(numbers), 3), dtype=grad.dtype, device=device)
-                forces.index_add_(0, edge_index[0], grad).index_add_(0, edge_index[1], -grad)
+                forces.index_add_(0, pairs[0], grad).index_add_(0, pairs[1], -grad)
                 forces = forces.cpu().numpy().astype(np.float64)
                 for k, res in enumerate(out):
                     res["forces"] = forces[offsets[k] : offsets[k + 1]].copy()
             if want_stress:
-                # dE/d(strain)_ab = sum over the structure's edges of g_a r_b.
+                # dE/d(strain)_ab = sum over the structure's pairs of (dE/dr)_a r_b.
                 outer = (grad.unsqueeze(2) * vec.detach().unsqueeze(1)).reshape(-1, 9)
                 outer = outer.double().cpu().numpy()
-                edge_offsets = np.concatenate([[0], np.cumsum([len(i) for i, _, _ in edges])])
+                edge_offsets = np.concatenate([[0], np.cumsum([len(i) for i, _, _ in found])])
                 for k, (atoms, res) in enumerate(zip(structures, out)):
                     if has_stress(atoms):
                         a, b = edge_offsets[k], edge_offsets[k + 1]
