@@ -153,18 +153,18 @@ def test_conventions_match_e3nn_and_the_checkpoint():
 def test_convolution_backward_is_the_gradient():
     """The hand-written backward of the edge convolution against finite differences."""
     gen = torch.Generator().manual_seed(0)
-    n_atoms, n_edges, mul = 5, 23, 3
+    n_atoms, n_pairs, mul = 5, 11, 3
     block = _PathBlock.build(1, 2)
     rows = len(block.rows)
     layout = ((0, rows, block.segments(2)),)
     n_w = len(block.paths) * mul
-    sender = torch.randint(0, n_atoms, (n_edges,), generator=gen)
-    receiver = torch.randint(0, n_atoms, (n_edges,), generator=gen)
+    pairs = torch.randint(0, n_atoms, (2, n_pairs), generator=gen)
+    receiver, sender = torch.cat([pairs[0], pairs[1]]), torch.cat([pairs[1], pairs[0]])
 
     def rnd(*shape):
         return torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)
 
-    w, x, a = rnd(n_edges, n_w), rnd(n_atoms, 3, mul), rnd(n_edges, rows, 3)
+    w, x, a = rnd(n_pairs, n_w), rnd(n_atoms, 3, mul), rnd(2 * n_pairs, rows, 3)
 
     def fn(w, x, a):
         return _Convolution.apply(layout, sender, receiver, w, x, a)[0]
