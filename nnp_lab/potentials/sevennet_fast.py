@@ -382,7 +382,7 @@ class SevenNetNetwork(torch.nn.Module):
             both = torch.cat([vectors, -vectors])
             sh = spherical_harmonics(both / torch.linalg.vector_norm(both, dim=-1, keepdim=True))
             edge_a = [
-                (sh @ c).view(n_edges, -1, 2 * b.l1 + 1)
+                (sh @ c).view(n_edges, len(b.rows), 2 * b.l1 + 1)
                 for b, c in zip(self.blocks, self.couplings)
             ]
         x = [self.embedding.index_select(0, species).unsqueeze(1)]
