@@ -10,7 +10,12 @@ costs: calculators skip the close-contact search between steps that only move at
 Systems: ``cuau`` = fcc Cu/Au alloy (dense metal, ~80 neighbours within 6 Å), ``si`` =
 diamond Si (the cells of ``bench/core_timings.py``, for comparison with SevenNet-0).
 
-Usage: ``python bench/model_speed.py [--sizes 64 216] [--systems cuau si] [--repeats 20]``.
+The "step" columns are energy + forces (no stress) with ``validate=False``; the median CPU
+time of the process is printed beside the wall time, because on a shared machine it is the
+better estimate of the quiet-machine wall time (run with ``--threads 1``).
+
+Usage: ``python bench/model_speed.py [--sizes 64 216] [--systems cuau si] [--repeats 20]
+[--threads 1] [--only TeaNet]``.
 """
 
 from __future__ import annotations
@@ -66,16 +71,19 @@ def settings():
     ]
 
 
-def median_ms(fn, repeats: int) -> tuple[float, float]:
-    """Median and min wall time of ``fn()`` in ms after two warm-up calls."""
+def median_ms(fn, repeats: int) -> tuple[float, float, float]:
+    """Median and min wall time and median CPU time (this process, all threads) of
+    ``fn()`` in ms, after two warm-up calls. On a shared machine the CPU time is the
+    better estimate of what the call costs on a quiet one (with one torch thread)."""
     fn()
     fn()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3, min(times) * 1e3
+        cpu.append(time.process_time() - c)
+    return statistics.median(times) * 1e3, min(times) * 1e3, statistics.median(cpu) * 1e3
 
 
 def main() -> None:
@@ -106,8 +114,8 @@ def main() -> None:
         for system in args.systems:
             for n in args.sizes:
                 atoms = cell(system, n)
-                checked, checked_min = median_ms(lambda: pot.evaluate([atoms]), args.repeats)
-                step, step_min = median_ms(
+                checked, _, _ = median_ms(lambda: pot.evaluate([atoms]), args.repeats)
+                step, step_min, step_cpu = median_ms(
                     lambda: pot.evaluate([atoms], ("energy", "forces"), validate=False),
                     args.repeats,
                 )
@@ -119,16 +127,17 @@ def main() -> None:
                     "atoms": n,
                     "step_ms_median": round(step, 2),
                     "step_ms_min": round(step_min, 2),
+                    "step_cpu_ms_median": round(step_cpu, 2),
                     "checked_call_ms_median": round(checked, 2),
                 }
                 print(json.dumps(row), flush=True)
                 table.append(row)
-    print("\n| model | system | atoms | step ms (median) | step ms (min) | with input check |")
-    print("|---|---|---|---|---|---|")
+    print("\n| model | system | atoms | step ms (median) | step ms (min) | step CPU ms | with input check |")
+    print("|---|---|---|---|---|---|---|")
     for row in table:
         print(
             f"| {row['model']} | {row['system']} | {row['atoms']} | {row['step_ms_median']} | "
-            f"{row['step_ms_min']} | {row['checked_call_ms_median']} |"
+            f"{row['step_ms_min']} | {row['step_cpu_ms_median']} | {row['checked_call_ms_median']} |"
         )
 
 
