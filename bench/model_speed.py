@@ -67,7 +67,7 @@ def settings():
         ("TeaNet default", TeaNet, {}),
         ("TeaNet light", TeaNet, dict(LIGHT_SETTINGS)),
         ("TeaNet light-3", TeaNet, {**LIGHT_SETTINGS, "layer_cutoffs": [3.0, 4.0, 5.0]}),
-        ("TeaNet light-small", TeaNet, {**LIGHT_SETTINGS, "n_scalar": 16, "n_tensor": 4}),
+        ("TeaNet light-small", TeaNet, {**LIGHT_SETTINGS, "n_scalar": 16}),
     ]
 
 

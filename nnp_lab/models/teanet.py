@@ -42,7 +42,7 @@ LIGHT_SETTINGS = {
     "layer_cutoffs": [3.5, 5.0],
     "n_scalar": 32,
     "n_vector": 8,
-    "n_tensor": 8,
+    "n_tensor": 4,
     "n_rbf": 8,
 }
 
