@@ -47,12 +47,15 @@ LIGHT_SETTINGS = {
 }
 
 
+#: Component indices (a, b) of the row-major entries of a 3 × 3 outer product.
+_OUTER_INDEX = torch.tensor([[0, 0, 0, 1, 1, 1, 2, 2, 2], [0, 1, 2, 0, 1, 2, 0, 1, 2]])
+
+
 class _Neighbours:
     """Neighbours of every atom in a dense ``(n_atoms, D)`` layout, nearest first.
 
     Row ``i`` holds the edges ``(i, j)`` sorted by distance, padded to the largest
-    neighbour count ``D`` with dummy slots (distance = the cutoff, direction 0, neighbour
-    0). Because rows are sorted, the edges within a shorter layer cutoff are a prefix of
+    neighbour count ``D`` with dummy slots (bond vector ``(2 rc, 0, 0)``, neighbour 0). Because rows are sorted, the edges within a shorter layer cutoff are a prefix of
     every row: a layer with cutoff ``rc_l`` works on ``[:, :D_l]``. Sums over neighbours
     become sums over slots or batched matrix products, with no per-edge vector/tensor
     intermediates; dummy and out-of-range slots get exactly zero weight from the cutoff
@@ -61,36 +64,37 @@ class _Neighbours:
 
     def __init__(self, edge_index, edge_vectors, n_atoms, cutoff):
         device, dtype = edge_vectors.device, edge_vectors.dtype
-        r = torch.linalg.vector_norm(edge_vectors, dim=1)
-        keep = torch.nonzero(r < cutoff).squeeze(1)
-        r = r.index_select(0, keep)
-        vec = edge_vectors.index_select(0, keep)
-        centre = edge_index[0].index_select(0, keep)
-        neigh = edge_index[1].index_select(0, keep)
-        n_edges = r.shape[0]
-        # Sort by (centre, distance): distance first, then a stable sort by centre.
-        by_r = torch.argsort(r.detach(), stable=True)
-        order = by_r.index_select(0, torch.argsort(centre.index_select(0, by_r), stable=True))
-        c_sorted = centre.index_select(0, order)
-        counts = torch.bincount(centre, minlength=n_atoms)
-        D = max(int(counts.max()) if n_edges else 0, 1)
-        starts = torch.cumsum(counts, 0) - counts
-        slot = c_sorted * D + torch.arange(n_edges, device=device) - starts.index_select(0, c_sorted)
+        with torch.no_grad():  # integer bookkeeping: which edge goes to which slot
+            r = torch.linalg.vector_norm(edge_vectors, dim=1)
+            keep = torch.nonzero(r < cutoff).squeeze(1)
+            r = r.index_select(0, keep)
+            centre = edge_index[0].index_select(0, keep)
+            n_edges = r.shape[0]
+            # Sort by (centre, distance) with one key: centre · 2rc + r (float64: exact order).
+            order = torch.argsort(centre.double() * (2.0 * float(cutoff)) + r.double())
+            c_sorted = centre.index_select(0, order)
+            counts = torch.bincount(centre, minlength=n_atoms)
+            D = max(int(counts.max()) if n_edges else 0, 1)
+            starts = torch.cumsum(counts, 0) - counts
+            slot = c_sorted * D + torch.arange(n_edges, device=device)
+            slot -= starts.index_select(0, c_sorted)
+            edges = keep.index_select(0, order)  # original edge id of every sorted edge
+            J = torch.zeros(n_atoms * D, dtype=torch.long, device=device)
+            self.J = J.index_copy_(0, slot, edge_index[1].index_select(0, edges)).view(n_atoms, D)
         self.D = D
         self.n_atoms = n_atoms
-        # Scatter the sorted edges into their slots; dummy slots keep the fill values.
-        J = torch.zeros(n_atoms * D, dtype=torch.long, device=device)
-        self.J = J.index_copy_(0, slot, neigh.index_select(0, order)).view(n_atoms, D)
-        self.r = torch.full((n_atoms * D,), float(cutoff), dtype=dtype, device=device).index_copy(
-            0, slot, r.index_select(0, order)
-        ).view(n_atoms, D)
-        rhat = torch.zeros((n_atoms * D, 3), dtype=dtype, device=device).index_copy(
-            0, slot, (vec / r[:, None]).index_select(0, order)
-        ).view(n_atoms, D, 3)
+        # Dense bond vectors; dummy slots get (2 rc, 0, 0): beyond every cutoff, finite r̂.
+        pad = torch.zeros((n_atoms * D, 3), dtype=dtype, device=device)
+        pad[:, 0] = 2.0 * float(cutoff)
+        vec = pad.index_copy(0, slot, edge_vectors.index_select(0, edges)).view(n_atoms, D, 3)
+        self.r = torch.linalg.vector_norm(vec, dim=2)  # (n, D)
+        rhat = vec / self.r[..., None]
         self.rhat = rhat  # (n, D, 3)
-        self.rr = (rhat[..., :, None] * rhat[..., None, :]).reshape(n_atoms, D, 9)  # r̂ ⊗ r̂
+        # r̂ ⊗ r̂ (row-major) as a product of two gathers: cheaper to differentiate than a
+        # broadcast outer product.
+        first, second = _OUTER_INDEX[0].to(device), _OUTER_INDEX[1].to(device)
+        self.rr = rhat.index_select(2, first) * rhat.index_select(2, second)  # (n, D, 9)
         self._width: dict[float, int] = {}
-        self.dtype = dtype
 
     def width(self, rc: float) -> int:
         """Number of slots that hold every edge shorter than ``rc`` (at least 1)."""
