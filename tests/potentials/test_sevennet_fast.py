@@ -1,4 +1,4 @@
-"""nnp_lab's own SevenNet-0 (sevennet_fast) against the upstream sevenn model on the same weights."""
+"""nnp_lab's own SevenNet-0 (sevennet_fast) against the upstream sevenn model, same weights."""
 
 import numpy as np
 import pytest
