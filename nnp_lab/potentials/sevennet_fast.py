@@ -155,7 +155,8 @@ def _check_supported(config: dict[str, Any]) -> None:
     if bad:
         raise NotImplementedError(
             f"this SevenNet checkpoint uses options the fast path does not implement: {bad}; "
-            "evaluate it with the upstream sevenn model (nnp_lab.potentials.sevennet.SevenNetPotential)"
+            "evaluate it with the upstream sevenn model "
+            "(nnp_lab.potentials.sevennet.SevenNetPotential)"
         )
 
 
