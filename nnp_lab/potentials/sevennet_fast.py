@@ -43,6 +43,7 @@ References
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -73,6 +74,14 @@ SILU_SECOND_MOMENT_CONSTANT = 1.6791767923989418
 
 _LMAX = 2
 _N_SH = (_LMAX + 1) ** 2
+
+
+def _stage(name: str):
+    """A named ``torch.profiler`` range when a profiler runs (``bench/profile_sevennet.py``
+    reads them); a no-op otherwise, so the ~1,000 ranges of a call cost nothing."""
+    if torch.autograd._profiler_enabled():
+        return torch.profiler.record_function(name)
+    return contextlib.nullcontext()
 
 
 # ---------------------------------------------------------------------------------------
@@ -396,7 +405,7 @@ class SevenNetNetwork(torch.nn.Module):
             must be closer than the cutoff (farther ones contribute exactly nothing).
         """
         n_edges = 2 * vectors.shape[0]
-        with torch.profiler.record_function("sevennet.edge_embedding"):
+        with _stage("sevennet.edge_embedding"):
             # The radial part is the same for both directions of a pair: computed once.
             radial = self.radial_embedding(vectors)
             both = torch.cat([vectors, -vectors])
@@ -410,7 +419,7 @@ class SevenNetNetwork(torch.nn.Module):
         sender = torch.cat([pairs[1], pairs[0]])
         for layer in self.layers:
             x = layer(x, radial, edge_a, sender, receiver)
-        with torch.profiler.record_function("sevennet.readout"):
+        with _stage("sevennet.readout"):
             out = (x[0].squeeze(1) @ self.readout).squeeze(-1)
             scale = self.atomic_scale.index_select(0, species)
             return out * scale + self.atomic_shift.index_select(0, species)
@@ -530,25 +539,25 @@ class _Layer(torch.nn.Module):
         receiver: torch.Tensor,
     ) -> list[torch.Tensor]:
         n_atoms = x[0].shape[0]
-        with torch.profiler.record_function("sevennet.linear"):
+        with _stage("sevennet.linear"):
             sc = {l: x[l] @ w for l, w in zip(self.sc_ls, self.sc)}
             h = [xl @ w for xl, w in zip(x, self.si1)]
-        with torch.profiler.record_function("sevennet.radial_mlp"):
+        with _stage("sevennet.radial_mlp"):
             weights = torch.nn.functional.silu(radial @ self.radial_w0)
             weights = torch.nn.functional.silu(weights @ self.radial_w1)
             weights = weights @ self.radial_w2
-        with torch.profiler.record_function("sevennet.tensor_product"):
+        with _stage("sevennet.tensor_product"):
             aggs = _Convolution.apply(
                 self.layout, sender, receiver, weights, *h, *edge_a[: len(h)]
             )
-        with torch.profiler.record_function("sevennet.linear"):
+        with _stage("sevennet.linear"):
             pre: dict[int, torch.Tensor | None] = {l: sc.get(l) for l in self.ls_out}
             for (k, l3), w_lin in zip(self.si2_keys, self.si2):
                 first, last = next(s[:2] for s in self.layout[k][2] if s[4] == 2 * l3 + 1)
                 block = aggs[k][:, first:last].reshape(n_atoms, 2 * l3 + 1, -1)
                 term = block @ w_lin
                 pre[l3] = term if pre[l3] is None else pre[l3] + term
-        with torch.profiler.record_function("sevennet.gate"):
+        with _stage("sevennet.gate"):
             # SiLU; e3nn's normalisation constant is folded into the next layer's weights.
             s = pre[0]
             out = [torch.nn.functional.silu(s[..., : self.n_scalars])]
@@ -603,7 +612,7 @@ class _Convolution(torch.autograd.Function):
         xs, edge_a = tensors[:n], tensors[n:]
         need = ctx.needs_input_grad
         need_w, need_x, need_a = need[3], need[4 : 4 + n], need[4 + n : 4 + 2 * n]
-        with torch.profiler.record_function("sevennet.tensor_product_backward"):
+        with _stage("sevennet.tensor_product_backward"):
             return _Convolution._backward(
                 layout, sender, receiver, w, xs, edge_a, grad_aggs, need_w, need_x, need_a
             )
@@ -881,7 +890,7 @@ class SevenNetFastPotential(Potential):
     def _evaluate_batch(
         self, structures: list[Atoms], first_slot: int, properties: tuple[str, ...]
     ) -> list[dict]:
-        record = torch.profiler.record_function
+        record = _stage
         device = self.device
         n_atoms = [len(a) for a in structures]
         offsets = np.concatenate([[0], np.cumsum(n_atoms)])
