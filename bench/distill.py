@@ -157,6 +157,8 @@ def run(system, args, teacher):
             architecture=args.architecture, time_budget_s=args.budget, path=path,
             seed=args.seed, committee_size=args.committee, progress=True,
             timestep_fs=args.timestep, n_test=args.n_test, test_md_steps=args.test_steps,
+            replicas_per_temperature=args.replicas, frames_per_round=args.frames_per_round,
+            md_steps_per_round=args.md_steps, max_rounds=args.max_rounds,
         )
         report = light.report
         out["distill_wall_s"] = time.perf_counter() - t
@@ -210,7 +212,12 @@ def main():
     parser.add_argument("systems", nargs="*", default=["lfp", "slab"], choices=list(SYSTEMS))
     parser.add_argument("--budget", type=float, default=1800.0, help="distill time budget, s")
     parser.add_argument("--architecture", default="teanet")
-    parser.add_argument("--committee", type=int, default=3)
+    parser.add_argument("--committee", type=int, default=2)
+    parser.add_argument("--replicas", type=int, default=2,
+                        help="student MD trajectories per training temperature")
+    parser.add_argument("--frames-per-round", type=int, default=32)
+    parser.add_argument("--md-steps", type=int, default=300, help="student MD steps per round")
+    parser.add_argument("--max-rounds", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timestep", type=float, default=2.0,
                         help="MD time step (fs) of the distillation runs (teacher and student)")

@@ -88,8 +88,8 @@ __all__ = ["distill", "ARCHITECTURES", "committee_disagreement"]
 logger = logging.getLogger(__name__)
 
 #: Architectures :func:`distill` can build, with light default settings chosen for speed
-#: (a few ms per MD step for ~60 atoms on one CPU core). ``**architecture_options``
-#: override them.
+#: (~10 ms per MD step for ~60 atoms on one CPU core). A module's own ``LIGHT_SETTINGS``
+#: (TeaNet has them) replace the settings here; ``**architecture_options`` override both.
 ARCHITECTURES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "teanet": (
         "nnp_lab.models.teanet",
@@ -129,9 +129,12 @@ def _build_model(architecture: Any, elements: list[int], options: dict[str, Any]
             )
         module, clsname, defaults = ARCHITECTURES[key]
         try:
-            cls = getattr(importlib.import_module(module), clsname)
+            mod = importlib.import_module(module)
+            cls = getattr(mod, clsname)
         except (ImportError, AttributeError) as exc:
             raise InputError(f"architecture {key!r} is not available here ({exc})") from None
+        # an architecture's own light settings, when it publishes them, win over ours
+        defaults = dict(getattr(mod, "LIGHT_SETTINGS", defaults))
         name = key
         opts = dict(defaults)
         if key == "teanet" and "cutoff" in options and "layer_cutoffs" not in options:
@@ -222,12 +225,12 @@ def distill(
     strain: float | None = 0.02,
     n_test: int = 20,
     test_md_steps: int = 200,
-    epochs_initial: int = 150,
-    epochs_per_round: int = 40,
-    final_epochs: int = 300,
+    epochs_initial: int | None = None,
+    epochs_per_round: int | None = None,
+    final_epochs: int | None = None,
     batch_size: int = 4,
     lr: float = 3e-3,
-    force_weight: float = 10.0,
+    force_weight: float = 1.0,
     energy_weight: float = 1.0,
     validation_fraction: float = 0.1,
     path: str | os.PathLike | None = None,
@@ -260,8 +263,12 @@ def distill(
         ``elements=``; light defaults are in :data:`ARCHITECTURES`.
     time_budget_s
         Wall-time budget in s for the whole call (None: until convergence or
-        ``max_rounds``). The test frames and initial labels are made first; training and
-        rounds share the rest, about 20 % of it being kept for the final training.
+        ``max_rounds``, each training call running its full number of epochs). The test
+        frames and initial labels are made first; of the time left then, about 15 % goes
+        to the first committee fit, about 8 % to the training of each round (plus its MD
+        and labels), and at least 35 % to the final training of the best model. With a
+        budget, the epoch counts below are upper limits and every learning-rate schedule
+        runs over its share of the time.
     committee_size
         Number of models trained with different seeds (>= 2).
     force_threshold
@@ -293,8 +300,9 @@ def distill(
     test_md_steps
         Steps of each teacher test run; frames are taken from its second half.
     epochs_initial, epochs_per_round, final_epochs
-        Training epochs for the first committee fit, per round (warm start) and for the
-        final model.
+        Largest numbers of training epochs for the first committee fit, per round (warm
+        start) and for the final model. None: 150, 40 and 300 without a time budget; with
+        a budget, 10 times as many (the time shares then end each call first).
     batch_size, lr, force_weight, energy_weight, validation_fraction
         Training settings (see :func:`nnp_lab.models.train`).
     path
@@ -361,6 +369,10 @@ def distill(
     n_initial = _positive_int("n_initial", n_initial, 0)
     n_test = _positive_int("n_test", n_test, 0)
     test_md_steps = _positive_int("test_md_steps", test_md_steps)
+    factor = 1 if time_budget_s is None else 10
+    epochs_initial = 150 * factor if epochs_initial is None else epochs_initial
+    epochs_per_round = 40 * factor if epochs_per_round is None else epochs_per_round
+    final_epochs = 300 * factor if final_epochs is None else final_epochs
     for name, value in (("epochs_initial", epochs_initial), ("final_epochs", final_epochs),
                         ("epochs_per_round", epochs_per_round)):
         _positive_int(name, value, 0)
@@ -470,15 +482,15 @@ def distill(
         train_view, val_view = split_views()
         use_val = val_view if len(val_view) else None
         first = reports[k] is None
+        # cosine decay over each call (over its time budget when it has one): a fresh
+        # committee starts at lr, warm-started rounds at lr / 2, the final model at lr
         model, rep = train(
             committee[k], train_view, validation=use_val,
             validation_fraction=0.0 if use_val is None else 0.1,
             epochs=max(epochs, 1), batch_size=batch_size,
             lr=lr if (first or final) else lr * 0.5,
             energy_weight=energy_weight, force_weight=force_weight,
-            patience=max(epochs // 3, 10) if (first or final) else None,
-            schedule="plateau" if (first or final) else "cosine",
-            min_lr=lr / 50,
+            patience=None, schedule="cosine", min_lr=lr / 100,
             seed=seed + 1000 * k + len(rounds), device=device, threads=threads,
             live=False, time_budget_s=budget, reference_energies="auto",
         )
@@ -535,9 +547,13 @@ def distill(
             for k in range(1, committee_size)
         ]
         reports = [None] * committee_size
+        # time plan (with a budget): of what is left now, ~15 % for the first committee
+        # fit, ~8 % per round (training; MD and labels come on top), the rest (>= 35 %)
+        # for the final training of the best model
+        left_after_init = remaining()
         budget_train = None
         if time_budget_s is not None:
-            budget_train = max(remaining() * 0.25, 1.0) / committee_size
+            budget_train = max(0.15 * left_after_init, 1.0) / committee_size
         for k in range(committee_size):
             train_member(k, epochs_initial, budget_train)
         student = committee[0]
@@ -558,7 +574,9 @@ def distill(
         rounds_bar = _progress(max_rounds, "distill rounds", progress)
         round_time = 0.0
         for r in range(1, max_rounds + 1):
-            if time_budget_s is not None and remaining() < 1.5 * round_time + 0.15 * time_budget_s:
+            if time_budget_s is not None and (
+                remaining() < 1.2 * round_time + 0.35 * left_after_init
+            ):
                 stop_reason = "time budget"
                 break
             t_round = time.perf_counter()
@@ -600,7 +618,7 @@ def distill(
             # retrain the committee from its current weights
             budget_round = None
             if time_budget_s is not None:
-                budget_round = max(0.5 * (remaining() - 0.2 * time_budget_s), 1.0) / committee_size
+                budget_round = max(0.08 * left_after_init, 1.0) / committee_size
             for k in range(committee_size):
                 train_member(k, epochs_per_round, budget_round)
             info.update(n_new=len(new_ids), n_frames=len(dataset),

@@ -496,7 +496,7 @@ def train(
     batch_size: int = 8,
     lr: float = 3e-3,
     energy_weight: float = 1.0,
-    force_weight: float = 10.0,
+    force_weight: float = 1.0,
     stress_weight: float = 0.0,
     validation_fraction: float = 0.1,
     validation: Dataset | Sequence[Any] | None = None,
@@ -552,8 +552,9 @@ def train(
         Stop after this many epochs without a better validation loss (None: never).
     schedule
         ``"plateau"`` (halve the rate after ``max(patience // 4, 5)`` epochs without
-        improvement), ``"cosine"`` (cosine decay to ``min_lr`` over ``epochs``) or
-        ``"none"``.
+        improvement), ``"cosine"`` (cosine decay to ``min_lr``, updated every minibatch,
+        over ``epochs`` — or over ``time_budget_s`` when that ends first, so a run cut by
+        its budget still ends at a low rate) or ``"none"``.
     min_lr
         Smallest learning rate (default ``lr / 100``); with ``"plateau"`` training stops
         when it is reached and the loss still does not improve.
@@ -732,9 +733,6 @@ def train(
         scheduler: Any = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=0.5, patience=plateau, min_lr=min_lr, eps=0.0
         )
-    elif schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs,
-                                                               eta_min=min_lr)
     else:
         scheduler = None
     rng = np.random.default_rng(seed)
@@ -805,6 +803,16 @@ def train(
                 total, count = 0.0, 0
                 out_of_time = False
                 for b in range(0, n_train, batch_size):
+                    if schedule == "cosine":
+                        # progress through the run: by epochs or, with a budget, by time
+                        progress = (epoch - 1 + b / n_train) / epochs
+                        if time_budget_s is not None:
+                            progress = max(progress,
+                                           (time.perf_counter() - t_start) / time_budget_s)
+                        lr_now = min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(
+                            math.pi * min(progress, 1.0)))
+                        for group in optimizer.param_groups:
+                            group["lr"] = lr_now
                     chunk = [train_frames[i] for i in order[b : b + batch_size]]
                     graph, labels = _collate(chunk)
                     pred = _predict(model, graph, labels, stress=use_stress, create_graph=True)
@@ -849,10 +857,7 @@ def train(
                 else:
                     stale += 1
                 if scheduler is not None:
-                    if schedule == "plateau":
-                        scheduler.step(vloss)
-                    else:
-                        scheduler.step()
+                    scheduler.step(vloss)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix_str(
