@@ -9,10 +9,15 @@ from forward hooks on the upstream modules; its backward runs inside ``force_out
 The profiler measures wall time per range; on a shared CPU the absolute numbers inflate
 with the load, the proportions much less. The process CPU time per call is printed too.
 
+With ``--timings`` it instead prints ours and upstream side by side, measured in the same
+process and interleaved call by call (median of ``--repeats`` after a warm-up): a single
+point (energy, forces, stress) and an MD step (energy and forces), per cell size.
+
 Usage::
 
     python bench/profile_sevennet.py [--sizes 64 216] [--repeats 3] [--threads 2]
         [--properties energy forces] [--upstream] [--ops 12]
+    python bench/profile_sevennet.py --timings --sizes 64 216 512 --repeats 5 [--threads 1]
 """
 
 from __future__ import annotations
@@ -158,6 +163,31 @@ def profile_upstream(pot, atoms, repeats: int, n_ops: int) -> None:
             h.remove()
 
 
+def side_by_side(pots: dict, sizes: list[int], repeats: int) -> None:
+    """Median wall time per call of each potential, interleaved call by call."""
+    import os
+
+    print(f"load average {os.getloadavg()}")
+    for n in sizes:
+        atoms = si_cell(n)
+        for label, props in [
+            ("single point (E, F, stress)", ("energy", "forces", "stress")),
+            ("MD step (E, F)", ("energy", "forces")),
+        ]:
+            times = {k: [] for k in pots}
+            for pot in pots.values():
+                pot.evaluate([atoms], props)  # warm-up
+            for _ in range(repeats):
+                for key, pot in pots.items():
+                    start = time.perf_counter()
+                    pot.evaluate([atoms], props, validate=False)
+                    times[key].append(time.perf_counter() - start)
+            med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+            cells = "  ".join(f"{k} {m:8.1f} ms ({m / n:5.2f} ms/atom)" for k, m in med.items())
+            ratio = f"  upstream/ours {med['upstream'] / med['ours']:.2f}" if len(med) == 2 else ""
+            print(f"{n:6d} atoms  {label:28s} {cells}{ratio}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 216])
@@ -169,6 +199,9 @@ def main() -> None:
     )
     parser.add_argument("--upstream", action="store_true", help="also profile sevenn's model")
     parser.add_argument("--ops", type=int, default=12, help="top operators to list (0: none)")
+    parser.add_argument(
+        "--timings", action="store_true", help="ours vs upstream side by side, no profile"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
@@ -180,6 +213,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     pot = load_potential("sevennet-0", device="cpu")
+    if args.timings:
+        upstream = load_potential("sevennet-0-upstream", device="cpu")
+        side_by_side({"ours": pot, "upstream": upstream}, args.sizes, args.repeats)
+        return
     upstream = load_potential("sevennet-0-upstream", device="cpu") if args.upstream else None
     for n in args.sizes:
         atoms = si_cell(n)
