@@ -529,6 +529,8 @@ class _Layer(torch.nn.Module):
         self.layout = tuple(layout)
         self.register_buffer("radial_w2", (c * w2[:, columns] / math.sqrt(w2.shape[0])).to(f32))
         self.si2 = _BufferList(si2_blocks)
+        # Path index of every row (rows are (l3, m3, path)): expands the radial weights.
+        self.row_paths = _BufferList([_row_path(segs) for _, _, segs in self.layout])
 
     def forward(
         self,
@@ -548,7 +550,7 @@ class _Layer(torch.nn.Module):
             weights = weights @ self.radial_w2
         with _stage("sevennet.tensor_product"):
             aggs = _Convolution.apply(
-                self.layout, sender, receiver, weights, *h, *edge_a[: len(h)]
+                self.layout, sender, receiver, weights, *h, *edge_a[: len(h)], *self.row_paths
             )
         with _stage("sevennet.linear"):
             pre: dict[int, torch.Tensor | None] = {l: sc.get(l) for l in self.ls_out}
@@ -584,20 +586,21 @@ class _Convolution(torch.autograd.Function):
     derivatives only (forces and stress).
 
     ``layout`` holds per block ``(first weight column, rows used, segments)`` where a
-    segment is ``(first row, end row, first path, number of paths, 2l3+1)``.
+    segment is ``(first row, end row, first path, number of paths, 2l3+1)``; the tensors are
+    the blocks' inputs ``x``, their edge matrices ``A`` and their row-to-path indices.
     """
 
     @staticmethod
     def forward(ctx, layout, sender, receiver, w, *tensors):  # noqa: D102
         n = len(layout)
-        xs, edge_a = tensors[:n], tensors[n:]
+        xs, edge_a, row_paths = tensors[:n], tensors[n : 2 * n], tensors[2 * n :]
         n_atoms = xs[0].shape[0]
         aggs = [x.new_zeros((n_atoms, rows, x.shape[2])) for x, (_, rows, _) in zip(xs, layout)]
         for e, p in _edge_blocks(w.shape[0]):
             send, recv, w_e = sender[e], receiver[e], w[p]
-            for x, a, agg, (col, rows, segments) in zip(xs, edge_a, aggs, layout):
+            for x, a, agg, rp, (col, rows, segs) in zip(xs, edge_a, aggs, row_paths, layout):
                 t = _edge_products(a[e, :rows], x.index_select(0, send))
-                _scale_rows(t, w_e, col, segments)
+                t.mul_(_row_weights(w_e, col, rp, _n_paths(segs), t.shape[2]))
                 agg.index_add_(0, recv, t)
         ctx.save_for_backward(sender, receiver, w, *tensors)
         ctx.layout = layout
@@ -609,16 +612,18 @@ class _Convolution(torch.autograd.Function):
         sender, receiver, w, *tensors = ctx.saved_tensors
         layout = ctx.layout
         n = len(layout)
-        xs, edge_a = tensors[:n], tensors[n:]
         need = ctx.needs_input_grad
         need_w, need_x, need_a = need[3], need[4 : 4 + n], need[4 + n : 4 + 2 * n]
         with _stage("sevennet.tensor_product_backward"):
-            return _Convolution._backward(
-                layout, sender, receiver, w, xs, edge_a, grad_aggs, need_w, need_x, need_a
+            grads = _Convolution._backward(
+                layout, sender, receiver, w, tensors, grad_aggs, need_w, need_x, need_a
             )
+        return (None, None, None, *grads, *([None] * n))
 
     @staticmethod
-    def _backward(layout, sender, receiver, w, xs, edge_a, grad_aggs, need_w, need_x, need_a):
+    def _backward(layout, sender, receiver, w, tensors, grad_aggs, need_w, need_x, need_a):
+        n = len(layout)
+        xs, edge_a, row_paths = tensors[:n], tensors[n : 2 * n], tensors[2 * n :]
         grad_w = torch.zeros_like(w) if need_w else None
         grad_x = [torch.zeros_like(x) if nx else None for x, nx in zip(xs, need_x)]
         grad_a = []
@@ -630,21 +635,21 @@ class _Convolution(torch.autograd.Function):
         for e, p in _edge_blocks(w.shape[0]):
             send, recv, w_e = sender[e], receiver[e], w[p]
             for k, (col, rows, segments) in enumerate(layout):
-                x, a = xs[k], edge_a[k][e, :rows]
-                c, mul = a.shape[0], x.shape[2]
+                x, a, rp = xs[k], edge_a[k][e, :rows], row_paths[k]
+                c, mul, n_p = a.shape[0], x.shape[2], _n_paths(segments)
                 g = grad_aggs[k].index_select(0, recv)  # (c, rows, mul)
                 x_e = x.index_select(0, send)
                 if need_w:
+                    # d/dw[path] = sum over the path's rows of g * (A @ x); both directions
+                    # of a pair add into its row of grad_w.
                     t = _edge_products(a, x_e).mul_(g)
-                    for first, last, p0, n_p, n_m in segments:
-                        part = t[:, first:last].view(c, n_m, n_p * mul).sum(1)
-                        grad_w[p, col + p0 * mul : col + (p0 + n_p) * mul] += part
-                _scale_rows(g, w_e, col, segments)  # now d(loss)/d(A @ x)
+                    grad_w[p, col : col + n_p * mul].view(c, n_p, mul).index_add_(1, rp, t)
+                g.mul_(_row_weights(w_e, col, rp, n_p, mul))  # now d(loss)/d(A @ x)
                 if need_x[k]:
                     grad_x[k].index_add_(0, send, torch.bmm(a.transpose(1, 2), g))
                 if need_a[k]:
                     grad_a[k][e, :rows] = torch.bmm(g, x_e.transpose(1, 2))
-        return (None, None, None, grad_w, *grad_x, *grad_a)
+        return (grad_w, *grad_x, *grad_a)
 
 
 def _edge_blocks(n_pairs: int):
@@ -663,12 +668,21 @@ def _edge_products(a: torch.Tensor, x_e: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a, x_e)
 
 
-def _scale_rows(t: torch.Tensor, w: torch.Tensor, col: int, segments) -> None:
-    """In place: multiply each row of ``t`` ``(c, rows, mul)`` by its path's radial weights."""
-    c, _, mul = t.shape
-    for first, last, p0, n_p, n_m in segments:
-        block = t[:, first:last].view(c, n_m, n_p, mul)
-        block.mul_(w[:, col + p0 * mul : col + (p0 + n_p) * mul].view(c, 1, n_p, mul))
+def _row_path(segments) -> torch.Tensor:
+    """Path index of every row of a block (rows are ``(l3, m3, path)``)."""
+    return torch.tensor(
+        [p0 + (r - first) % n_p for first, end, p0, n_p, _ in segments for r in range(first, end)]
+    )
+
+
+def _n_paths(segments) -> int:
+    """Number of paths of a block (segments: see :class:`_Convolution`)."""
+    return segments[-1][2] + segments[-1][3]
+
+
+def _row_weights(w: torch.Tensor, col: int, row_path: torch.Tensor, n_p: int, mul: int):
+    """The radial weights of every row, ``(c, rows, mul)``, from ``w`` ``(c, n_weights)``."""
+    return w[:, col : col + n_p * mul].view(w.shape[0], n_p, mul).index_select(1, row_path)
 
 
 class _BufferList(torch.nn.Module):

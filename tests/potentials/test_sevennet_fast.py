@@ -156,7 +156,11 @@ def test_convolution_backward_is_the_gradient():
     n_atoms, n_pairs, mul = 5, 11, 3
     block = _PathBlock.build(1, 2)
     rows = len(block.rows)
-    layout = ((0, rows, block.segments(2)),)
+    segments = block.segments(2)
+    layout = ((0, rows, segments),)
+    row_path = torch.tensor(
+        [p0 + (r - first) % n_p for first, end, p0, n_p, _ in segments for r in range(first, end)]
+    )
     n_w = len(block.paths) * mul
     pairs = torch.randint(0, n_atoms, (2, n_pairs), generator=gen)
     receiver, sender = torch.cat([pairs[0], pairs[1]]), torch.cat([pairs[1], pairs[0]])
@@ -167,6 +171,6 @@ def test_convolution_backward_is_the_gradient():
     w, x, a = rnd(n_pairs, n_w), rnd(n_atoms, 3, mul), rnd(2 * n_pairs, rows, 3)
 
     def fn(w, x, a):
-        return _Convolution.apply(layout, sender, receiver, w, x, a)[0]
+        return _Convolution.apply(layout, sender, receiver, w, x, a, row_path)[0]
 
     assert torch.autograd.gradcheck(fn, (w, x, a), eps=1e-6, atol=1e-6, fast_mode=True)
