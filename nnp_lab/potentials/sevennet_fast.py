@@ -924,10 +924,12 @@ class SevenNetFastPotential(Potential):
         want_stress = "stress" in properties
         want_forces = "forces" in properties or want_stress
         if want_forces:
-            vec.requires_grad_(True)
-            atomic = self.model(species, pairs, vec)
-            with record("sevennet.backward"):
-                (grad,) = torch.autograd.grad(atomic.sum(), [vec])
+            # Gradients are needed even if the caller runs under no_grad / inference_mode.
+            with torch.inference_mode(False), torch.enable_grad():
+                vec = vec.clone().requires_grad_(True)
+                atomic = self.model(species, pairs, vec)
+                with record("sevennet.backward"):
+                    (grad,) = torch.autograd.grad(atomic.sum(), [vec])
         else:
             with torch.inference_mode():
                 atomic = self.model(species, pairs, vec)

@@ -85,6 +85,9 @@ def test_energy_only_and_no_stress_requests(ours, structures):
     assert set(e_only) == {"energy"} and set(ef) == {"energy", "forces"}
     assert e_only["energy"] == pytest.approx(full["energy"], abs=1e-6)
     np.testing.assert_allclose(ef["forces"], full["forces"], atol=1e-6)
+    with torch.inference_mode():  # a caller's no-grad context does not break forces
+        inside = ours.evaluate([atoms])[0]
+    np.testing.assert_allclose(inside["forces"], full["forces"], atol=1e-6)
 
 
 def test_contract(ours, structures):
