@@ -42,7 +42,17 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from nnp_lab.errors import InputError, StructureError
 from nnp_lab.potentials.base import PROPERTIES, Potential, has_stress
 
-__all__ = ["Dataset", "sample", "KINDS"]
+__all__ = [
+    "Dataset",
+    "sample",
+    "KINDS",
+    "LangevinReplicas",
+    "compute_normal_modes",
+    "normal_mode_displaced",
+    "rattled",
+    "strained",
+    "min_distance",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -541,12 +551,12 @@ class _NullBar:
         pass
 
 
-def _progress(total: int | None, desc: str, enabled: bool) -> Any:
+def _progress(total: int | None, desc: str, enabled: bool, unit: str = "frame") -> Any:
     if not enabled:
         return _NullBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="frame", leave=True)
+    return tqdm(total=total, desc=desc, unit=unit, leave=True)
 
 
 def _free_mask(atoms: Atoms) -> np.ndarray:
@@ -818,7 +828,8 @@ class LangevinReplicas:
         for k, on in enumerate(self.active):
             if on:
                 f = self.results[k]["forces"]
-                self.velocities[k] = self.velocities[k] + 0.5 * dt * f / self.masses[k] * self.free[k]
+                kick = 0.5 * dt * f / self.masses[k] * self.free[k]
+                self.velocities[k] = self.velocities[k] + kick
         self.n_steps += 1
         return self.results
 
@@ -829,6 +840,21 @@ class LangevinReplicas:
             return 0.0
         ekin = 0.5 * float((self.masses[k] * self.velocities[k] ** 2).sum())
         return 2 * ekin / (ndof * units.kB)
+
+    def reset(self, k: int, atoms: Atoms, *, temperature_factor: float = 2.0) -> None:
+        """Restart replica ``k`` from the positions of ``atoms`` (same atoms, same cell)
+        with fresh Maxwell–Boltzmann velocities at ``temperature_factor`` × its target."""
+        a = self.atoms[k]
+        a.positions = atoms.positions
+        m, free = self.masses[k], self.free[k]
+        v = self.rng.normal(size=(len(a), 3)) * np.sqrt(
+            units.kB * self.temperatures_K[k] * temperature_factor / m)
+        v *= free
+        if free.all() and len(a) > 1:
+            v -= (m * v).sum(0) / m.sum()
+        self.velocities[k] = v
+        self.active[k] = True
+        self.results[k] = self.potential.evaluate([a], ("energy", "forces"), validate=False)[0]
 
     def snapshot(self, k: int, results: dict[str, Any] | None = None) -> Atoms:
         """A copy of replica ``k`` with velocities and its latest results attached."""

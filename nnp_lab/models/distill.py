@@ -14,10 +14,12 @@ one of our architectures that is fast enough for long MD of the system you care 
    current frames and their disagreement — the largest per-atom RMS deviation of the
    members' force vectors, eV/Å (DP-GEN's ``max_devi_f``) — is recorded. A trajectory
    whose disagreement exceeds ``stop_factor × force_threshold`` (or that becomes
-   unphysical) is stopped and restarted next round from its last trusted frame. The
-   frames of largest disagreement above ``force_threshold`` are labelled by the teacher in
-   one batch, added to the dataset, and the committee is retrained from its current
-   weights.
+   unphysical) restarts from its last trusted frame (disagreement below
+   ``force_threshold``) with new velocities, up to :data:`MAX_RESTARTS` times per round.
+   Up to ``frames_per_round`` frames above ``force_threshold`` are picked — within the
+   trust window ``(force_threshold, stop_factor × force_threshold]`` first, largest
+   disagreement first — labelled by the teacher in one batch and added to the dataset,
+   and the committee is retrained from its current weights.
 5. **Stop** when a whole round of MD stays below ``force_threshold``, after ``max_rounds``,
    or when the time budget runs out; the best member (validation force error) is then
    trained further with what is left of the budget, tested on the held-out frames, and
@@ -47,7 +49,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,8 @@ _ALIASES = {"behler_parrinello": "behler-parrinello", "bp": "behler-parrinello",
 
 #: Largest teacher force (eV/Å) of a frame that is still added to the training data.
 MAX_LABEL_FORCE = 30.0
+#: Restarts (from the last trusted frame) of one student trajectory per round.
+MAX_RESTARTS = 4
 
 
 def _build_model(architecture: Any, elements: list[int], options: dict[str, Any],
@@ -275,8 +279,9 @@ def distill(
         Committee disagreement (eV/Å) above which an MD frame is worth labelling; a round
         whose frames all stay below it ends the loop.
     stop_factor
-        A trajectory is stopped when its disagreement exceeds ``stop_factor ×
-        force_threshold`` (it has left the region the models know).
+        A trajectory restarts from its last trusted frame when its disagreement exceeds
+        ``stop_factor × force_threshold`` (it has left the region the models know); frames
+        beyond that level are labelled only when the trust window has too few.
     max_rounds
         Largest number of active-learning rounds.
     md_steps_per_round
@@ -330,8 +335,9 @@ def distill(
         with ``force_mae``, ``force_rmse`` (eV/Å), ``energy_mae_per_atom``,
         ``energy_rmse_per_atom`` (eV/atom) on the held-out frames, ``rounds`` (one dict per
         round: ``round``, ``n_frames``, ``n_new``, ``max_disagreement``,
-        ``mean_disagreement``, ``md_steps``, ``stopped_trajectories``, ``val_force_mae``,
-        ``val_energy_mae_per_atom``, ``test_force_mae``, ``time_s``), ``converged``,
+        ``mean_disagreement``, ``md_steps``, ``stopped_trajectories`` (restarts and stops),
+        ``val_force_mae``, ``val_energy_mae_per_atom``, ``test_force_mae``, ``time_s``),
+        ``converged``,
         ``stop_reason``, timings, and the paths of the model and data files.
 
     Raises
@@ -571,7 +577,7 @@ def distill(
         state: list[Atoms] = [a.copy() for a in replicas_init]
         trusted: list[Atoms] = [a.copy() for a in replicas_init]
         ref_min = [0.7 * min_distance(a, 4.0) for a in replicas_init]
-        rounds_bar = _progress(max_rounds, "distill rounds", progress)
+        rounds_bar = _progress(max_rounds, "distill rounds", progress, "round")
         round_time = 0.0
         for r in range(1, max_rounds + 1):
             if time_budget_s is not None and (
@@ -593,7 +599,7 @@ def distill(
             max_dis = float(max(scores)) if scores else 0.0
             mean_dis = float(np.mean(scores)) if scores else 0.0
             picked = _pick(cands, scores, force_threshold, frames_per_round,
-                           2 * check_interval)
+                           2 * check_interval, stop_factor * force_threshold)
             info = {
                 "round": r,
                 "md_steps": int(n_steps),
@@ -762,7 +768,7 @@ def _teacher_md_frames(structures: list[Atoms], pot: Potential, temps: list[floa
             replicas.append(a)
             meta.append((k, T))
     at = set(np.unique(np.linspace(steps // 2, steps, n_frames + 1)[1:].round().astype(int)))
-    bar = _progress(steps, f"teacher MD for test frames ({pot.name})", progress)
+    bar = _progress(steps, f"teacher MD for test frames ({pot.name})", progress, "step")
     dyn = LangevinReplicas(replicas, pot, [T for _, T in meta], timestep_fs=timestep_fs,
                            friction_per_fs=friction, rng=rng, initial_temperature_factor=2.0)
     try:
@@ -810,7 +816,8 @@ def _student_md(
     scores: list[float] = []
     n = len(state)
     stopped = 0
-    last_check = [0] * n
+    restarts = [0] * n
+    stop_level = stop_factor * threshold
     for step in range(1, steps + 1):
         results = dyn.step(("energy", "forces"))
         bad = []
@@ -833,16 +840,21 @@ def _student_md(
                        "replica": k, "md_step": step}
         dis = committee_disagreement(committee, frames)
         for fr, k, d in zip(frames, active, dis):
-            last_check[k] = step
             unphysical = k in bad or min_distance(fr, 2.0) < ref_min[k]
             if not unphysical:
                 cands.append(fr)
                 scores.append(float(d))
-            if unphysical or d > stop_factor * threshold:
-                dyn.active[k] = False
+            if unphysical or d > stop_level:
+                # left the region the committee knows: restart from the last trusted frame
+                # with new velocities (a new direction), a few times per round
                 stopped += 1
                 logger.debug("distill: trajectory %d stopped at step %d (%s)", k, step,
                              "unphysical" if unphysical else f"disagreement {d:.2f} eV/Å")
+                if restarts[k] < MAX_RESTARTS:
+                    restarts[k] += 1
+                    dyn.reset(k, trusted[k])
+                else:
+                    dyn.active[k] = False
             elif d < threshold:
                 trusted[k] = dyn.snapshot(k)
                 trusted[k].calc = None
@@ -863,11 +875,15 @@ def _student_md(
 
 
 def _pick(cands: list[Atoms], scores: list[float], threshold: float, limit: int,
-          min_gap: int) -> list[int]:
-    """Indices of up to ``limit`` candidates above ``threshold``, largest disagreement first,
-    preferring frames at least ``min_gap`` steps apart within one trajectory (consecutive
-    checks are nearly the same structure)."""
-    order = [int(i) for i in np.argsort(scores)[::-1] if scores[i] > threshold]
+          min_gap: int, stop_level: float = math.inf) -> list[int]:
+    """Indices of up to ``limit`` candidates above ``threshold``: those up to
+    ``stop_level`` first, largest disagreement first (DP-GEN's trust window), then the ones
+    beyond it, closest to it first (they are often far from anything physical); frames at
+    least ``min_gap`` steps apart within one trajectory are preferred (consecutive checks
+    are nearly the same structure)."""
+    inside = [int(i) for i in np.argsort(scores)[::-1] if threshold < scores[i] <= stop_level]
+    beyond = [int(i) for i in np.argsort(scores) if scores[i] > stop_level]
+    order = inside + beyond
     picked: list[int] = []
 
     def close(i: int, j: int) -> bool:
