@@ -509,7 +509,7 @@ class _Layer(torch.nn.Module):
         # Our order: block by block (l1), paths by (l3, l2) inside a block.
         columns: list[int] = []
         layout = []
-        self.si2_keys: list[tuple[int, int]] = []  # (block index, l3)
+        self.si2_keys: list[tuple[int, int, int, int]] = []  # (block, l3, first row, end row)
         si2_blocks = []
         for k, block in enumerate(blocks[: len(self.ls_in)]):
             l1, m = block.l1, mul_in[block.l1]
@@ -524,7 +524,7 @@ class _Layer(torch.nn.Module):
                 for l2, _ in used[p0 : p0 + n_p]:
                     o = mid_offset[(l1, l2, l3)]
                     rows.extend(range(o, o + m))
-                self.si2_keys.append((k, l3))
+                self.si2_keys.append((k, l3, first, last))
                 si2_blocks.append(si2[l3][rows].contiguous())
         self.layout = tuple(layout)
         self.register_buffer("radial_w2", (c * w2[:, columns] / math.sqrt(w2.shape[0])).to(f32))
@@ -554,8 +554,7 @@ class _Layer(torch.nn.Module):
             )
         with _stage("sevennet.linear"):
             pre: dict[int, torch.Tensor | None] = {l: sc.get(l) for l in self.ls_out}
-            for (k, l3), w_lin in zip(self.si2_keys, self.si2):
-                first, last = next(s[:2] for s in self.layout[k][2] if s[4] == 2 * l3 + 1)
+            for (k, l3, first, last), w_lin in zip(self.si2_keys, self.si2):
                 block = aggs[k][:, first:last].reshape(n_atoms, 2 * l3 + 1, -1)
                 term = block @ w_lin
                 pre[l3] = term if pre[l3] is None else pre[l3] + term
