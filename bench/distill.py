@@ -88,6 +88,32 @@ def step_time(atoms, potential, steps, repeats, temperature):
     return statistics.median(times), times
 
 
+def breakdown(atoms, light, n=100):
+    """Where a light MD step goes: neighbour list + graph, model energy+forces, the whole
+    ``Potential.evaluate`` call (median ms of ``n`` calls each)."""
+    from nnp_lab.potentials.torch_model import GraphBatch
+
+    def median_ms(fn):
+        fn()
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return 1000 * statistics.median(times)
+
+    dtype = next(light.model.parameters()).dtype
+    graph = GraphBatch.from_structures([atoms], light.cutoff, dtype=dtype)
+    return {
+        "graph": median_ms(lambda: GraphBatch.from_structures([atoms], light.cutoff,
+                                                              dtype=dtype)),
+        "model_energy_forces": median_ms(
+            lambda: graph.energy_forces_virial(light.model, stress=False)),
+        "evaluate": median_ms(
+            lambda: light.evaluate([atoms], ("energy", "forces"), validate=False)),
+    }
+
+
 def stability(atoms, light, temperature, nvt_ps, seed=0):
     steps = int(round(nvt_ps * 1000))
     t = time.perf_counter()
@@ -186,6 +212,22 @@ def run(system, args, teacher):
           f"{torch.get_num_threads()}): teacher {1000 * t_teacher:.1f} ms, light "
           f"{1000 * t_light:.2f} ms -> {t_teacher / t_light:.0f}x faster "
           f"(load {out['load_speed'][0]:.1f})", flush=True)
+    if args.upstream:
+        # the same weights through the upstream sevenn model (the registry's sevennet-0
+        # uses nnp_lab's own faster implementation since the speed work)
+        from nnp_lab.potentials.sevennet import _MODELS, SevenNetPotential, _checkpoint_path
+
+        upstream = SevenNetPotential(_checkpoint_path(_MODELS["sevennet-0"][0]),
+                                     name="sevennet-0 (upstream sevenn)")
+        t_up, all_u = step_time(atoms, upstream, args.teacher_steps, args.repeats,
+                                spec["test"])
+        out["speed"].update(upstream_s_per_step=t_up, upstream_runs=all_u,
+                            ratio_upstream=t_up / t_light)
+        print(f"  upstream sevenn SevenNet-0: {1000 * t_up:.1f} ms -> light is "
+              f"{t_up / t_light:.0f}x faster", flush=True)
+    out["speed"]["breakdown_ms"] = breakdown(atoms, light)
+    print("  light step breakdown (ms): " + ", ".join(
+        f"{k} {v:.2f}" for k, v in out["speed"]["breakdown_ms"].items()), flush=True)
 
     # -- stability + fresh accuracy check ------------------------------------------------
     stab, light_md = stability(atoms, light, spec["test"], args.nvt_ps, seed=args.seed)
@@ -232,6 +274,8 @@ def main():
     parser.add_argument("--nvt-ps", type=float, default=10.0)
     parser.add_argument("--fresh", type=int, default=10)
     parser.add_argument("--reuse", action="store_true", help="measure the saved model")
+    parser.add_argument("--upstream", action="store_true",
+                        help="also time SevenNet-0 through the upstream sevenn model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -173,3 +173,19 @@ def test_langevin_replicas_reach_their_temperatures(emt):
                 temps[k].append(dyn.temperature(k))
     assert np.mean(temps[0]) == pytest.approx(300, rel=0.25)
     assert np.mean(temps[1]) == pytest.approx(900, rel=0.25)
+
+
+def test_langevin_replica_reset(emt):
+    cell = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 1)
+    dyn = LangevinReplicas([cell], emt, [600.0], timestep_fs=2.0, rng=np.random.default_rng(1))
+    for _ in range(5):
+        dyn.step()
+    moved = dyn.atoms[0].positions.copy()
+    dyn.active[0] = False
+    dyn.reset(0, cell, temperature_factor=2.0)
+    assert dyn.active[0]
+    np.testing.assert_allclose(dyn.atoms[0].positions, cell.positions)
+    assert not np.allclose(dyn.atoms[0].positions, moved)
+    ref = emt.evaluate([cell])[0]
+    np.testing.assert_allclose(dyn.results[0]["forces"], ref["forces"], atol=1e-10)
+    assert 300 < dyn.temperature(0) < 2400  # drawn at 2 x 600 K (16 atoms: wide spread)
