@@ -22,8 +22,9 @@ one of our architectures that is fast enough for long MD of the system you care 
    and the committee is retrained from its current weights.
 5. **Stop** when a whole round of MD stays below ``force_threshold``, after ``max_rounds``,
    or when the time budget runs out; the best member (validation force error) is then
-   trained further with what is left of the budget, tested on the held-out frames, and
-   saved with its metadata and report, so ``nnp_lab.load_potential(path)`` loads it.
+   trained further with what is left of the budget (or until its validation error stops
+   improving for :data:`FINAL_PATIENCE` epochs), tested on the held-out frames, and saved
+   with its metadata and report, so ``nnp_lab.load_potential(path)`` loads it.
 
 Every labelled frame is written to an ``ase.db`` file as soon as it is labelled, and Ctrl-C
 ends the run cleanly: the best model so far is tested, saved and returned.
@@ -112,6 +113,9 @@ _ALIASES = {"behler_parrinello": "behler-parrinello", "bp": "behler-parrinello",
 MAX_LABEL_FORCE = 30.0
 #: Restarts (from the last trusted frame) of one student trajectory per round.
 MAX_RESTARTS = 4
+#: The final training stops after this many epochs without a better validation error (so
+#: a converged distillation does not spend the rest of its budget on it).
+FINAL_PATIENCE = 100
 
 
 def _build_model(architecture: Any, elements: list[int], options: dict[str, Any],
@@ -496,7 +500,7 @@ def distill(
             epochs=max(epochs, 1), batch_size=batch_size,
             lr=lr if (first or final) else lr * 0.5,
             energy_weight=energy_weight, force_weight=force_weight,
-            patience=None, schedule="cosine", min_lr=lr / 100,
+            patience=FINAL_PATIENCE if final else None, schedule="cosine", min_lr=lr / 100,
             seed=seed + 1000 * k + len(rounds), device=device, threads=threads,
             live=False, time_budget_s=budget, reference_energies="auto",
         )
