@@ -225,6 +225,21 @@ def run(system, args, teacher):
                             ratio_upstream=t_up / t_light)
         print(f"  upstream sevenn SevenNet-0: {1000 * t_up:.1f} ms -> light is "
               f"{t_up / t_light:.0f}x faster", flush=True)
+    if args.scaling and system == "lfp":
+        # the light model's step is dominated by a fixed per-call cost (op latency), the
+        # teacher's grows with the atoms: the ratio grows with the cell
+        rows = []
+        for reps in ((1, 2, 1), (2, 2, 1)):
+            big = build.supercell(atoms, reps)
+            tt, _ = step_time(big, teacher, max(args.teacher_steps // 2, 3), args.repeats,
+                              spec["test"])
+            tl, _ = step_time(big, light, max(args.light_steps // 3, 50), args.repeats,
+                              spec["test"])
+            rows.append({"n_atoms": len(big), "teacher_s_per_step": tt,
+                         "light_s_per_step": tl, "ratio": tt / tl})
+            print(f"  {len(big)} atoms: teacher {1000 * tt:.0f} ms, light {1000 * tl:.1f} ms"
+                  f" -> {tt / tl:.0f}x", flush=True)
+        out["speed"]["scaling"] = rows
     out["speed"]["breakdown_ms"] = breakdown(atoms, light)
     print("  light step breakdown (ms): " + ", ".join(
         f"{k} {v:.2f}" for k, v in out["speed"]["breakdown_ms"].items()), flush=True)
@@ -274,6 +289,8 @@ def main():
     parser.add_argument("--nvt-ps", type=float, default=10.0)
     parser.add_argument("--fresh", type=int, default=10)
     parser.add_argument("--reuse", action="store_true", help="measure the saved model")
+    parser.add_argument("--scaling", action="store_true",
+                        help="lfp: also time 2x and 4x larger cells")
     parser.add_argument("--upstream", action="store_true",
                         help="also time SevenNet-0 through the upstream sevenn model")
     args = parser.parse_args()
