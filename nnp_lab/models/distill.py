@@ -566,7 +566,6 @@ def distill(
             budget_train = max(0.15 * left_after_init, 1.0) / committee_size
         for k in range(committee_size):
             train_member(k, epochs_initial, budget_train)
-        student = committee[0]
 
         # -- 4. active-learning rounds ---------------------------------------------------------
         replicas_init = []
