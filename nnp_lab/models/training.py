@@ -23,14 +23,14 @@ Examples
 --------
 >>> from nnp_lab.models import SchNet, sample, train
 >>> data = sample(cu_cells, "emt", rattle=(0.05, 0.1), md_temperatures_K=(600,))  # doctest: +SKIP
->>> model, report = train(SchNet(["Cu"], cutoff=4.5), data, epochs=200, path="cu.pt")  # doctest: +SKIP
+>>> model, report = train(SchNet(["Cu"], cutoff=4.5), data, epochs=200,
+...                       path="cu.pt")                                  # doctest: +SKIP
 >>> print(report)                                                                  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import os
@@ -49,7 +49,14 @@ from nnp_lab.errors import InputError
 from nnp_lab.models.data import Dataset
 from nnp_lab.potentials.torch_model import EnergyModel, GraphBatch
 
-__all__ = ["TrainReport", "train", "evaluate_model", "fit_reference_energies", "torch_threads"]
+__all__ = [
+    "TrainReport",
+    "train",
+    "evaluate_model",
+    "fit_reference_energies",
+    "torch_threads",
+    "forget_cached_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -976,7 +983,3 @@ def forget_cached_model(path: str | os.PathLike) -> None:
         for key in [k for k in registry._CACHE if k[0] == resolved]:
             del registry._CACHE[key]
 
-
-def copy_model(model: EnergyModel) -> EnergyModel:
-    """An independent copy of ``model`` (same class, config and weights)."""
-    return copy.deepcopy(model)
