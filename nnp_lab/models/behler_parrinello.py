@@ -61,8 +61,9 @@ class BehlerParrinello(AtomicEnergyModel):
     With ``n_E`` elements there are ``n_E · n_radial + n_E (n_E + 1) / 2 · n_angular``
     descriptors (:attr:`n_descriptors`): the input grows quadratically with the number of
     elements — the reason message-passing networks took over for many-element systems.
-    Descriptors are standardised with buffers fitted by :meth:`fit_descriptor_scaling`,
-    then fed to one MLP per element.
+    Descriptors are standardised with buffers fitted by :meth:`fit_descriptor_scaling`
+    (which :func:`~nnp_lab.models.train` calls for a fresh model), then fed to one MLP per
+    element.
 
     Parameters
     ----------
@@ -268,8 +269,9 @@ class BehlerParrinello(AtomicEnergyModel):
     ) -> None:
         """Set the standardisation buffers to the mean and std of the descriptors of ``data``.
 
-        Call once on the training structures before training (the buffers are saved with
-        the model).
+        :func:`~nnp_lab.models.train` calls it on the training frames whenever it fits a
+        fresh model (the buffers are saved with the model); call it yourself only to
+        standardise on other structures.
 
         Parameters
         ----------

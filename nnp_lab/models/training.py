@@ -526,7 +526,9 @@ def train(
 
     Steps: split off validation frames; fit per-element reference energies by least
     squares on the training energies and set them on the model; set the normalisation
-    (shift = mean per-atom residual, scale = RMS of the training force components); then
+    (shift = mean per-atom residual, scale = RMS of the training force components) and,
+    for models with input standardisation (``BehlerParrinello.fit_descriptor_scaling``),
+    the descriptor mean and std of the training frames; then
     minimise the weighted loss (see the module docstring) with Adam over shuffled
     minibatches, evaluate the validation loss after every epoch, lower the learning rate
     on plateaus (or along a cosine), stop after ``patience`` epochs without improvement,
@@ -721,6 +723,11 @@ def train(
             logger.info("train: reference energies %s, shift %.4f eV/atom, scale %.4f eV",
                         {chemical_symbols[z]: round(v, 4) for z, v in refs_now.items()},
                         float(np.mean(resid)), scale)
+        if fit_norm and hasattr(model, "fit_descriptor_scaling"):
+            # Standardised inputs (Behler–Parrinello descriptors) are part of a fresh fit,
+            # like the normalisation; a fine-tuned model keeps its own.
+            with torch_threads(threads):
+                model.fit_descriptor_scaling([f.graph for f in train_frames])
     f_all = torch.cat([f.forces for f in train_frames]).double()
     sigma_f = float(torch.sqrt((f_all * f_all).mean())) if f_all.numel() else 1.0
     sigma_f = sigma_f if sigma_f > 1e-6 else 1.0

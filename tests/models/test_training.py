@@ -186,3 +186,25 @@ def test_saving_again_to_a_path_is_seen_by_load_potential(cu_data, tmp_path):
     after = load_potential(path).evaluate([atoms])[0]["forces"]
     assert not np.allclose(before, after)
     np.testing.assert_allclose(after, evaluate_forces(second, atoms), atol=1e-5)
+
+
+def test_a_fresh_behler_parrinello_model_gets_its_descriptors_standardised(cu_data):
+    from nnp_lab.models import BehlerParrinello
+
+    torch.manual_seed(0)
+    model = BehlerParrinello(elements=["Cu"], cutoff=4.0, hidden=(8,)).double()
+    train_part, _ = cu_data.split(0.2, seed=0)
+    frames = train_part.frames()
+    raw = model.descriptors(frames)
+    assert float(raw.mean(dim=0).abs().max()) > 0.1  # unscaled inputs are far from centred
+    train(model, cu_data, epochs=1, batch_size=4, validation_fraction=0.2, seed=0,
+          threads=1, live=False, dtype="float64")
+    scaled = model.descriptors(frames, standardised=True)
+    varying = raw.std(dim=0) > 1e-3
+    np.testing.assert_allclose(scaled.mean(dim=0).numpy(), 0, atol=1e-8)
+    np.testing.assert_allclose(scaled.std(dim=0, unbiased=False)[varying].numpy(), 1, rtol=1e-6)
+    # fine-tuning (reference energies already set) keeps the standardisation
+    mean = model.descriptor_mean.clone()
+    train(model, cu_data.split(0.5, seed=3)[0], epochs=1, batch_size=4, seed=0, threads=1,
+          live=False, dtype="float64")
+    assert torch.equal(model.descriptor_mean, mean)
