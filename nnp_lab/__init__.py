@@ -17,6 +17,7 @@ from nnp_lab.errors import (
 )
 from nnp_lab.potentials import Potential, list_potentials, load_potential
 from nnp_lab.simulate import md, neb, relax, vibrations
+from nnp_lab.threads import get_threads, set_threads
 
 try:
     __version__ = version("nnp_lab")
@@ -38,4 +39,6 @@ __all__ = [
     "md",
     "neb",
     "vibrations",
+    "set_threads",
+    "get_threads",
 ]

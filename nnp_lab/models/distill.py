@@ -74,7 +74,6 @@ from nnp_lab.models.training import (
     _errors,
     _frames,
     forget_cached_model,
-    torch_threads,
     train,
 )
 from nnp_lab.potentials.base import PROPERTIES, Potential, has_stress
@@ -85,6 +84,7 @@ from nnp_lab.potentials.torch_model import (
     load_model_file,
     save_model,
 )
+from nnp_lab.threads import torch_threads
 
 __all__ = ["distill", "ARCHITECTURES", "committee_disagreement"]
 

@@ -30,13 +30,12 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,13 +47,13 @@ from ase.data import chemical_symbols
 from nnp_lab.errors import InputError
 from nnp_lab.models.data import Dataset
 from nnp_lab.potentials.torch_model import EnergyModel, GraphBatch
+from nnp_lab.threads import torch_threads
 
 __all__ = [
     "TrainReport",
     "train",
     "evaluate_model",
     "fit_reference_energies",
-    "torch_threads",
     "forget_cached_model",
 ]
 
@@ -391,24 +390,6 @@ class _LossPlot:
 # ----------------------------------------------------------------------------------------
 # Evaluation
 # ----------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily run torch's CPU kernels with ``n`` threads (None: leave as is).
-
-    Small models gain nothing from intra-op threads and lose a lot when other processes
-    share the cores (threads spin-wait for each other): 1 thread is often fastest.
-    """
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _errors(model: EnergyModel, frames: Sequence[_Frame], batch_size: int,
             stress: bool = True) -> dict[str, float]:
     """MAE/RMSE of energy per atom, force components and stress over ``frames``."""

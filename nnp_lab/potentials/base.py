@@ -20,6 +20,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 
 from nnp_lab.errors import InputError, StructureError, UncoveredElementsError
+from nnp_lab.threads import threads_for, torch_threads
 
 __all__ = [
     "PROPERTIES",
@@ -235,7 +236,8 @@ class Potential(abc.ABC):
                 self.check(atoms)
             elif not np.all(np.isfinite(atoms.positions)):
                 validate_structure(atoms)  # raises with the offending atoms named
-        with self._lock:
+        n_atoms = sum(len(atoms) for atoms in structures)
+        with self._lock, torch_threads(threads_for(n_atoms)):
             results = self._evaluate(structures, props)
             if self.dispersion is not None:
                 extra = self.dispersion.evaluate(structures, props)
