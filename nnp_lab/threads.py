@@ -1,13 +1,20 @@
 """How many CPU threads torch may use while nnp_lab evaluates a potential.
 
 Why this exists: torch's intra-op threads wait for each other at the end of every
-operation. When another process keeps one of the cores busy (a second kernel, a browser,
-a neighbour on a shared Binder node) the waiting thread is descheduled and every one of
-the thousands of small operations of a model call waits for a time slice. Measured on a
-2-core machine with one other busy process: our SevenNet-0 on 64 atoms took 9–14 s per
-call with torch's default 2 threads and 0.14 s with 1 thread; a light distilled model
-went from 10 ms to ~1 s. Containers make it worse: torch counts the host's cores, not the
-container's CPU quota.
+operation. When another process keeps a core busy (a second kernel, the browser drawing
+a live view, a neighbour on a shared Binder node) the waiting thread is descheduled and
+each of the thousands of small operations of a model call waits for a time slice.
+Measured on this project's 2-core machine (``bench/threads.py``), our SevenNet-0:
+
+- idle machine: 2 threads are 1.37–1.49× the speed of 1 at 64–512 atoms, 0.96× at 1,728;
+- one core kept busy by a spinning process: 2 threads are 0.39× (64 atoms) and 0.29×
+  (512 atoms) the speed of 1; next to a numeric benchmark process a 64-atom call took
+  9–14 s with 2 threads against 0.14 s with 1;
+- a light distilled TeaNet (56 atoms): 1.12× idle, 0.58× busy.
+
+An interactive session is rarely idle (the browser renders while a run streams), so the
+default trades up to ~1.5× on an idle machine for never stalling. Containers make it
+worse: torch counts the host's cores, not the container's CPU quota.
 
 The policy (:func:`set_threads`, or the ``NNP_LAB_THREADS`` environment variable):
 
