@@ -212,6 +212,7 @@ def run(system, args, teacher):
           f"{torch.get_num_threads()}): teacher {1000 * t_teacher:.1f} ms, light "
           f"{1000 * t_light:.2f} ms -> {t_teacher / t_light:.0f}x faster "
           f"(load {out['load_speed'][0]:.1f})", flush=True)
+    upstream = None
     if args.upstream:
         # the same weights through the upstream sevenn model (the registry's sevennet-0
         # uses nnp_lab's own faster implementation since the speed work)
@@ -225,20 +226,31 @@ def run(system, args, teacher):
                             ratio_upstream=t_up / t_light)
         print(f"  upstream sevenn SevenNet-0: {1000 * t_up:.1f} ms -> light is "
               f"{t_up / t_light:.0f}x faster", flush=True)
-    if args.scaling and system == "lfp":
+    if args.scaling:
         # the light model's step is dominated by a fixed per-call cost (op latency), the
-        # teacher's grows with the atoms: the ratio grows with the cell
+        # teacher's grows with the atoms: the ratio grows with the cell. Larger periodic
+        # copies of the same cell (in-plane for the slab) keep every local environment.
         rows = []
-        for reps in ((1, 2, 1), (2, 2, 1)):
+        for reps in ((1, 2, 1), (2, 2, 1)) if system == "lfp" else ((2, 1, 1), (2, 2, 1)):
             big = build.supercell(atoms, reps)
-            tt, _ = step_time(big, teacher, max(args.teacher_steps // 2, 3), args.repeats,
-                              spec["test"])
-            tl, _ = step_time(big, light, max(args.light_steps // 3, 50), args.repeats,
-                              spec["test"])
-            rows.append({"n_atoms": len(big), "teacher_s_per_step": tt,
-                         "light_s_per_step": tl, "ratio": tt / tl})
-            print(f"  {len(big)} atoms: teacher {1000 * tt:.0f} ms, light {1000 * tl:.1f} ms"
-                  f" -> {tt / tl:.0f}x", flush=True)
+            row = {"n_atoms": len(big), "repeat": reps}
+            for key, pot, steps in (
+                ("teacher", teacher, max(args.teacher_steps // 2, 3)),
+                ("light", light, max(args.light_steps // 3, 50)),
+                ("upstream", upstream, max(args.teacher_steps // 2, 3)),
+            ):
+                if pot is not None:
+                    row[f"{key}_s_per_step"] = step_time(big, pot, steps, args.repeats,
+                                                         spec["test"])[0]
+            row["ratio"] = row["teacher_s_per_step"] / row["light_s_per_step"]
+            text = (f"  {len(big)} atoms: teacher {1000 * row['teacher_s_per_step']:.0f} ms, "
+                    f"light {1000 * row['light_s_per_step']:.1f} ms -> {row['ratio']:.0f}x")
+            if upstream is not None:
+                row["ratio_upstream"] = row["upstream_s_per_step"] / row["light_s_per_step"]
+                text += (f"; upstream {1000 * row['upstream_s_per_step']:.0f} ms -> "
+                         f"{row['ratio_upstream']:.0f}x")
+            rows.append(row)
+            print(text, flush=True)
         out["speed"]["scaling"] = rows
     out["speed"]["breakdown_ms"] = breakdown(atoms, light)
     print("  light step breakdown (ms): " + ", ".join(
@@ -290,7 +302,7 @@ def main():
     parser.add_argument("--fresh", type=int, default=10)
     parser.add_argument("--reuse", action="store_true", help="measure the saved model")
     parser.add_argument("--scaling", action="store_true",
-                        help="lfp: also time 2x and 4x larger cells")
+                        help="also time 2x and 4x larger cells (the slab repeated in-plane)")
     parser.add_argument("--upstream", action="store_true",
                         help="also time SevenNet-0 through the upstream sevenn model")
     args = parser.parse_args()
