@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/pip install -e ".[dev]"
 	touch $(STAMP)
 
+# Jupyter refuses to start as root (containers, this CI machine) unless told it may.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: env
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 demo: env
 	$(BIN)/python notebooks/run.py notebooks/00_quickstart.ipynb
