@@ -47,7 +47,7 @@ from ase.data import chemical_symbols
 from nnp_lab.errors import InputError
 from nnp_lab.models.data import Dataset
 from nnp_lab.potentials.torch_model import EnergyModel, GraphBatch
-from nnp_lab.threads import torch_threads
+from nnp_lab.threads import threads_for, torch_threads
 
 __all__ = [
     "TrainReport",
@@ -496,7 +496,7 @@ def train(
     seed: int | None = 0,
     device: str = "auto",
     dtype: str = "float32",
-    threads: int | None = None,
+    threads: int | str | None = "auto",
     live: bool | None = None,
     time_budget_s: float | None = None,
     path: str | os.PathLike | None = None,
@@ -563,8 +563,10 @@ def train(
     dtype
         ``"float32"`` (default, fast) or ``"float64"``.
     threads
-        Torch CPU threads while training (None: torch's setting). 1 is fastest for small
-        models on a shared CPU.
+        Torch CPU threads while training: ``"auto"`` (default) applies nnp_lab's policy
+        (:mod:`nnp_lab.threads`) to the atoms of one minibatch (1 thread below 1,000 atoms),
+        an integer fixes it, None leaves torch's setting. 1 is fastest for small models on
+        a shared CPU.
     live
         None (default) or True: a live loss plot inside Jupyter, a tqdm bar elsewhere;
         False: only log messages.
@@ -618,6 +620,8 @@ def train(
     schedule = schedule.lower()
     if dtype not in _DTYPES:
         raise InputError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
+    if threads != "auto":
+        threads = _number("threads", threads, minimum=1, integer=True, allow_none=True)
     if isinstance(reference_energies, str) and reference_energies not in ("auto", "fit", "keep"):
         raise InputError(
             f"reference_energies must be 'auto', 'fit', 'keep' or a mapping, got "
@@ -657,9 +661,11 @@ def train(
     model.to(device=dev, dtype=torch_dtype)
     cutoff = float(model.cutoff)
     covered = set(int(z) for z in getattr(model, "elements", ()))
-    with torch_threads(threads):
+    with torch_threads(1 if threads == "auto" else threads):
         train_frames = _frames(train_data, cutoff, torch_dtype, dev)
         val_frames = _frames(val_data, cutoff, torch_dtype, dev)
+    if threads == "auto":
+        threads = threads_for(batch_size * max(f.n_atoms for f in train_frames))
     present = set()
     for f in train_frames + val_frames:
         present.update(np.unique(f.numbers).tolist())

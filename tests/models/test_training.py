@@ -208,3 +208,23 @@ def test_a_fresh_behler_parrinello_model_gets_its_descriptors_standardised(cu_da
     train(model, cu_data.split(0.5, seed=3)[0], epochs=1, batch_size=4, seed=0, threads=1,
           live=False, dtype="float64")
     assert torch.equal(model.descriptor_mean, mean)
+
+
+@pytest.mark.parametrize("threads, expected", [("auto", 1), (2, 2), (None, 3)])
+def test_training_threads_follow_nnp_lab_policy(cu_data, threads, expected):
+    old = torch.get_num_threads()
+    torch.set_num_threads(3)
+    seen = []
+    try:
+        train(small_model(ARCHITECTURES[0], ["Cu"]), cu_data, epochs=1, batch_size=4,
+              threads=threads, live=False, callback=lambda _: seen.append(torch.get_num_threads()))
+        assert seen == [expected]  # 4 frames x 8 atoms per batch: "auto" runs serially
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("bad", [0, "two", 1.5])
+def test_bad_thread_counts_are_explained(cu_data, bad):
+    with pytest.raises(InputError, match="threads"):
+        train(small_model(ARCHITECTURES[0], ["Cu"]), cu_data, epochs=1, threads=bad, live=False)
