@@ -78,12 +78,17 @@ class SystemSpec:
     build: Callable[[], Any] = field(repr=False, compare=False)
 
 
-def _si(n_atoms: int):
+def si_cell(n_atoms: int, rattle: float = 0.03):
+    """Diamond Si supercell of ``n_atoms = 8 k³`` atoms, rattled by ``rattle`` Å (seed 0).
+
+    The one Si builder of ``bench/`` (cases, core timings, profile, threads)."""
     from ase.build import bulk
 
     reps = round((n_atoms / 8) ** (1 / 3))
     atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (reps, reps, reps)
-    atoms.rattle(0.03, seed=0)
+    if len(atoms) != n_atoms:
+        raise SystemExit(f"{n_atoms} is not 8*k^3")
+    atoms.rattle(rattle, seed=0)
     return atoms
 
 
@@ -138,10 +143,10 @@ def _system(name, n, elements, description, builder) -> SystemSpec:
 SYSTEMS: dict[str, SystemSpec] = {
     s.name: s
     for s in [
-        _system("si8", 8, {"Si"}, "diamond Si, 1×1×1 cubic cell (quick mode)", lambda: _si(8)),
+        _system("si8", 8, {"Si"}, "diamond Si, 1×1×1 cubic cell (quick mode)", lambda: si_cell(8)),
         *[
             _system(f"si{n}", n, {"Si"}, f"diamond Si, {round((n / 8) ** (1 / 3))}³ cubic cells",
-                    (lambda n=n: _si(n)))
+                    (lambda n=n: si_cell(n)))
             for n in SI_SIZES
         ],
         _system("cu108", 108, {"Cu"}, "fcc Cu, 3³ cubic cells", lambda: _cu(108)),

@@ -17,19 +17,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ase.build import bulk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.cases import si_cell  # noqa: E402
 from bench.timing import time_calls  # noqa: E402  (the one copy of the timing helpers)
-
-
-def si_cell(n_atoms: int):
-    reps = round((n_atoms / 8) ** (1 / 3))
-    atoms = bulk("Si", "diamond", 5.43, cubic=True) * (reps, reps, reps)
-    if len(atoms) != n_atoms:
-        raise SystemExit(f"{n_atoms} is not 8*k^3")
-    atoms.rattle(0.02, seed=0)
-    return atoms
 
 
 def main() -> None:
@@ -48,7 +39,7 @@ def main() -> None:
     pot = load_potential(args.model)
     rows = []
     for n in args.sizes:
-        atoms = si_cell(n)
+        atoms = si_cell(n, rattle=0.02)
         sp = time_calls(lambda: pot.evaluate([atoms]), args.repeats)
         t = time.perf_counter()
         md(atoms, pot, ensemble="nvt", temperature_K=300, steps=args.md_steps, interval=args.md_steps, seed=1)

@@ -30,6 +30,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.cases import si_cell  # noqa: E402
 
 # Our stages, in pipeline order; "sevennet.tensor_product_backward" is nested in backward.
 STAGES = [
@@ -46,18 +47,6 @@ STAGES = [
     ("sevennet.forces_stress", "forces / stress assembly + copy out"),
 ]
 NESTED = {"sevennet.tensor_product_backward"}
-
-
-def si_cell(n_atoms: int):
-    """Rattled diamond Si supercell with ``n_atoms = 8 k^3`` atoms."""
-    from ase.build import bulk
-
-    reps = round((n_atoms / 8) ** (1 / 3))
-    atoms = bulk("Si", "diamond", 5.43, cubic=True) * (reps, reps, reps)
-    if len(atoms) != n_atoms:
-        raise SystemExit(f"{n_atoms} is not 8*k^3")
-    atoms.rattle(0.02, seed=0)
-    return atoms
 
 
 def _stage_totals(prof, names) -> dict[str, float]:
@@ -80,12 +69,10 @@ def _time_calls(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def profile_ours(pot, atoms, properties, repeats: int, n_ops: int) -> None:
-    """Print the stage table and the top operators of our path."""
+def _timed_then_profiled(call, repeats: int):
+    """Two warm-up calls, then ``repeats`` timed calls (median wall, CPU s), then
+    ``repeats`` calls under the torch profiler. Returns ``(wall, cpu, profile)``."""
     from torch.profiler import ProfilerActivity, profile
-
-    def call():
-        return pot.evaluate([atoms], properties, validate=False)
 
     for _ in range(2):
         call()
@@ -93,6 +80,16 @@ def profile_ours(pot, atoms, properties, repeats: int, n_ops: int) -> None:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(repeats):
             call()
+    return wall, cpu, prof
+
+
+def profile_ours(pot, atoms, properties, repeats: int, n_ops: int) -> None:
+    """Print the stage table and the top operators of our path."""
+
+    def call():
+        return pot.evaluate([atoms], properties, validate=False)
+
+    wall, cpu, prof = _timed_then_profiled(call, repeats)
     totals = _stage_totals(prof, [s for s, _ in STAGES])
     top_level = sum(v for k, v in totals.items() if k not in NESTED) / repeats
     print(f"  ours: {wall * 1e3:.1f} ms per call (wall, median), {cpu * 1e3:.1f} ms CPU")
@@ -108,7 +105,6 @@ def profile_ours(pot, atoms, properties, repeats: int, n_ops: int) -> None:
 def profile_upstream(pot, atoms, repeats: int, n_ops: int) -> None:
     """Per-module stage table of the upstream sevenn model (forward hooks)."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
 
     def stage_of(name: str) -> str:
         for key in (
@@ -142,12 +138,7 @@ def profile_upstream(pot, atoms, repeats: int, n_ops: int) -> None:
         return pot.evaluate([atoms], validate=False)
 
     try:
-        for _ in range(2):
-            call()
-        wall, cpu = _time_calls(call, repeats)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            for _ in range(repeats):
-                call()
+        wall, cpu, prof = _timed_then_profiled(call, repeats)
         labels = sorted({stage_of(n) for n, _ in pot.model.named_children()})
         totals = _stage_totals(prof, labels)
         total = sum(totals.values()) / repeats
@@ -169,7 +160,7 @@ def side_by_side(pots: dict, sizes: list[int], repeats: int) -> None:
 
     print(f"load average {os.getloadavg()}")
     for n in sizes:
-        atoms = si_cell(n)
+        atoms = si_cell(n, rattle=0.02)
         for label, props in [
             ("single point (E, F, stress)", ("energy", "forces", "stress")),
             ("MD step (E, F)", ("energy", "forces")),
@@ -219,7 +210,7 @@ def main() -> None:
         return
     upstream = load_potential("sevennet-0-upstream", device="cpu") if args.upstream else None
     for n in args.sizes:
-        atoms = si_cell(n)
+        atoms = si_cell(n, rattle=0.02)
         print(f"\n=== diamond Si, {n} atoms, properties {tuple(args.properties)} ===")
         profile_ours(pot, atoms, tuple(args.properties), args.repeats, args.ops)
         if upstream is not None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,9 +27,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import torch  # noqa: E402
-from ase.build import bulk  # noqa: E402
 
 import nnp_lab  # noqa: E402
+from bench.cases import si_cell  # noqa: E402
+from bench.timing import time_repeats  # noqa: E402
 from nnp_lab.threads import usable_cpus  # noqa: E402
 
 
@@ -40,30 +40,22 @@ def _spin(stop):
         x += 1
 
 
-def si(n_atoms: int):
-    reps = round((n_atoms / 8) ** (1 / 3))
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(reps)
-    atoms.rattle(0.02, seed=0)
-    return atoms
-
-
 def lfp():
     cell = nnp_lab.build.supercell(nnp_lab.build.crystal("LiFePO4"), (1, 1, 2))
     cell.rattle(0.02, seed=0)
     return cell
 
 
-def time_call(potential, atoms, threads: int, budget_s: float, max_calls: int) -> dict:
-    """Median seconds per evaluate() call with ``threads`` (after one warm-up call)."""
+def time_call(potential, atoms, threads: int, budget_s: float, max_calls: int):
+    """Stats of evaluate() calls with ``threads`` (one warm-up call, then up to
+    ``max_calls`` timed ones within ``budget_s``)."""
     nnp_lab.set_threads(threads)
-    potential.evaluate([atoms], ("energy", "forces"), validate=False)
-    times, start = [], time.perf_counter()
-    while len(times) < max_calls and (time.perf_counter() - start < budget_s or len(times) < 1):
-        t = time.perf_counter()
+
+    def call():
         potential.evaluate([atoms], ("energy", "forces"), validate=False)
-        times.append(time.perf_counter() - t)
-    return {"median_s": statistics.median(times), "n": len(times),
-            "min_s": min(times), "max_s": max(times)}
+
+    call()  # warm-up outside the budget, so at least one timed call is always made
+    return time_repeats(call, repeats=max_calls, warmup=0, budget_s=budget_s).stats
 
 
 def main(argv=None) -> int:
@@ -83,7 +75,7 @@ def main(argv=None) -> int:
         print("only one usable CPU: nothing to compare")
         return 0
     potential = nnp_lab.load_potential(args.model)
-    structures = [lfp()] if args.structure == "lfp" else [si(n) for n in args.sizes]
+    structures = [lfp()] if args.structure == "lfp" else [si_cell(n, rattle=0.02) for n in args.sizes]
     modes = [m for m in ("idle", "busy") if not (args.busy_only and m == "idle")
              and not (args.idle_only and m == "busy")]
     for mode in modes:
@@ -97,10 +89,10 @@ def main(argv=None) -> int:
             for atoms in structures:
                 one = time_call(potential, atoms, 1, args.budget, args.calls)
                 many = time_call(potential, atoms, n_cpu, args.budget, args.calls)
-                print(f"{mode:4s} {len(atoms):5d} atoms: 1 thread {1000 * one['median_s']:9.1f} ms"
-                      f" | {n_cpu} threads {1000 * many['median_s']:9.1f} ms"
-                      f" (n={one['n']}/{many['n']}) -> {n_cpu} threads are "
-                      f"{one['median_s'] / many['median_s']:.2f}x the speed of 1", flush=True)
+                print(f"{mode:4s} {len(atoms):5d} atoms: 1 thread {1000 * one.median:9.1f} ms"
+                      f" | {n_cpu} threads {1000 * many.median:9.1f} ms"
+                      f" (n={one.n}/{many.n}) -> {n_cpu} threads are "
+                      f"{one.median / many.median:.2f}x the speed of 1", flush=True)
         finally:
             stop.set()
             if spinner is not None:
