@@ -193,6 +193,8 @@ class Run(abc.ABC):
         self._stop = threading.Event()
         self._resume = threading.Event()  # cleared while paused
         self._resume.set()
+        self._held = threading.Event()  # set while the run waits between steps (paused)
+        self._held_step: int | None = None
         self._subscribers: list[Callable[[Event], None]] = []
         self._started: float | None = None
         self._wall_time = 0.0
@@ -224,6 +226,24 @@ class Run(abc.ABC):
         return not self._resume.is_set()
 
     @property
+    def held(self) -> bool:
+        """Whether a paused run has finished its step in flight and now waits between steps.
+
+        :attr:`paused` turns True at once when :meth:`pause` is called; ``held`` only once
+        the step that was running then is done, so nothing more happens until :meth:`resume`.
+        """
+        return self._held.is_set()
+
+    @property
+    def held_step(self) -> int | None:
+        """The step after which a held run waits (None while not held)."""
+        return self._held_step if self._held.is_set() else None
+
+    def wait_held(self, timeout: float | None = None) -> bool:
+        """Block until the run is held (see :attr:`held`); returns whether it is."""
+        return self._held.wait(timeout)
+
+    @property
     def stop_requested(self) -> bool:
         """Whether :meth:`stop` was called."""
         return self._stop.is_set()
@@ -252,7 +272,11 @@ class Run(abc.ABC):
                 for callback in list(self._subscribers):
                     callback(event)
                 yield event
-                self._resume.wait()
+                if not self._resume.is_set():
+                    self._held_step = event.step
+                    self._held.set()
+                    self._resume.wait()
+                    self._held.clear()
                 if self._stop.is_set():
                     self.stopped = True
                     logger.info("%s stopped at step %d", self.kind, event.step)

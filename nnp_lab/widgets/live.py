@@ -766,12 +766,22 @@ class LiveRun(widgets.VBox):
             self.run.pause()
             self.pause_button.description = "Resume"
             self.pause_button.icon = "play"
-            self._set_status("paused")
+            self._set_status("running")  # "pausing" until the step in flight is done
+            threading.Thread(target=self._report_held, name="nnp_lab-live-pause",
+                             daemon=True).start()
         else:
             self.run.resume()
             self.pause_button.description = "Pause"
             self.pause_button.icon = "pause"
             self._set_status("running")
+
+    def _report_held(self) -> None:
+        """Say "paused" once the run really waits between steps (the status then names the
+        last step done: nothing more happens until Resume)."""
+        while self.run.paused and not self._finished:
+            if self.run.wait_held(0.05):
+                self._set_status("running")  # shown as "paused" now that the run is held
+                return
 
     def _on_temperature(self, change: dict[str, Any]) -> None:
         try:
@@ -786,8 +796,9 @@ class LiveRun(widgets.VBox):
 
     def _status_html(self, state: str, note: str | None = None) -> str:
         if self.run.paused and state == "running":
-            state = "paused"
-        colors = {"running": "#1f77b4", "paused": "#b8860b", "stopping": "#b8860b",
+            state = "paused" if self.run.held else "pausing"
+        colors = {"running": "#1f77b4", "paused": "#b8860b", "pausing": "#b8860b",
+                  "stopping": "#b8860b",
                   "stopped": "#b8860b", "finished": "#2ca02c", "failed": "#d62728",
                   "ready": "#555"}
         parts = [f"<b style='color:{colors.get(state, '#555')}'>{state}</b>"]
