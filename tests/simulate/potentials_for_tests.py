@@ -1,8 +1,22 @@
-"""Stand-in potentials shared by the run tests."""
+"""Stand-in potentials shared by the run, widget and browser tests.
+
+The browser tests' kernels import this file by path (it only needs nnp_lab and ASE).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
 
 import numpy as np
 
 from nnp_lab.potentials.emt import EMTPotential
+
+#: A held evaluation gives up after this long, so a test that failed before releasing its
+#: gate cannot leave a kernel or thread blocked forever.
+HOLD_LIMIT_S = 600.0
 
 
 class NaNAfter(EMTPotential):
@@ -21,3 +35,52 @@ class NaNAfter(EMTPotential):
                 res["energy"] = float("nan")
                 res["forces"] = np.full_like(res["forces"], np.nan)
         return results
+
+
+Gate = threading.Event | str | os.PathLike
+
+
+class HeldPotential(EMTPotential):
+    """EMT whose evaluations stop at chosen call numbers until the test releases them.
+
+    A test that must look at a run *while it runs* holds it open with this instead of
+    assuming how long N steps take: the run is guaranteed to be running, at a known point,
+    for as long as the test needs.
+
+    Parameters
+    ----------
+    hold_at
+        ``{call number: gate}``; call numbers count :meth:`evaluate` calls from 1. A gate is a
+        :class:`threading.Event` (set it to release) or a file path (create the file to
+        release; for kernels in another process, e.g. the browser tests).
+    """
+
+    def __init__(self, hold_at: Mapping[int, Gate]) -> None:
+        super().__init__()
+        self.hold_at = dict(hold_at)
+        self.calls = 0
+        #: Set while an evaluation is held; ``held_call`` says which.
+        self.holding = threading.Event()
+        self.held_call: int | None = None
+
+    def _evaluate(self, structures, properties):
+        self.calls += 1
+        gate = self.hold_at.get(self.calls)
+        if gate is not None:
+            self.held_call = self.calls
+            self.holding.set()
+            try:
+                _wait_for(gate)
+            finally:
+                self.holding.clear()
+                self.held_call = None
+        return super()._evaluate(structures, properties)
+
+
+def _wait_for(gate: Gate) -> None:
+    if isinstance(gate, threading.Event):
+        gate.wait(HOLD_LIMIT_S)
+        return
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -13,18 +13,17 @@ def test_pause_holds_the_run_and_resume_continues():
     steps = []
     run.subscribe(lambda e: steps.append(e.step))
     run.pause()
-    assert run.paused
+    assert run.paused and not run.held
     worker = threading.Thread(target=run.run)
     worker.start()
-    time.sleep(0.5)
-    held = len(steps)
-    assert held <= 1  # only step 0 was emitted before the pause took hold
+    assert run.wait_held(timeout=120), "the paused run never came to rest"
+    assert steps == [0] and run.held_step == 0  # only the starting state before the pause
     time.sleep(0.3)
-    assert len(steps) == held  # still held
+    assert steps == [0] and run.held  # still held
     run.resume()
-    worker.join(timeout=60)
+    worker.join(timeout=120)
     assert not worker.is_alive()
-    assert steps[-1] == 400 and not run.result.stopped
+    assert steps[-1] == 400 and not run.result.stopped and not run.held
 
 
 def test_stop_wakes_a_paused_run():
@@ -32,9 +31,8 @@ def test_stop_wakes_a_paused_run():
     run.subscribe(lambda e: e.step == 5 and run.pause())
     worker = threading.Thread(target=run.run)
     worker.start()
-    deadline = time.time() + 30
-    while not run.paused and time.time() < deadline:
-        time.sleep(0.01)
+    assert run.wait_held(timeout=120)
+    assert run.held_step == 5
     run.stop()
     worker.join(timeout=30)
     assert not worker.is_alive()

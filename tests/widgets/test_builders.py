@@ -19,7 +19,7 @@ from nnp_lab.widgets import MoleculeBuilder, NanoparticleBuilder, SlabBuilder
 from nnp_lab.widgets import builders
 from nnp_lab.widgets.builders import RunLauncher, parse_composition
 
-RUN_TIMEOUT_S = 120
+RUN_TIMEOUT_S = 300  # a hang guard only
 
 
 def emt_energy(atoms: Atoms) -> float:

@@ -31,7 +31,7 @@ from ase.constraints import FixAtoms
 from nnp_lab.errors import SimulationError
 from nnp_lab.simulate import MolecularDynamics, NEBRun, Relaxation, relax
 from nnp_lab.widgets import LiveRun, watch
-from nnp_lab.widgets.live import _KernelPump
+from nnp_lab.widgets.live import MAX_PLOT_RATE_HZ, _KernelPump
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,9 @@ def _collect(run: Any) -> list[Any]:
     return events
 
 
-def _wait_until(predicate: Any, timeout: float = 20.0) -> bool:
+def _wait_until(predicate: Any, timeout: float = 120.0) -> bool:
+    """Poll until ``predicate()``; the timeout only guards against a hang (never a verdict
+    on speed: a working product gets there whatever the machine's load)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -199,8 +201,9 @@ def test_throttle_bounds_messages_and_shows_final_point(cluster: Atoms) -> None:
     assert sends["figure"][0] <= 4 * allowed + 2, (sends, duration)
     assert sends["viewer"][0] <= allowed + 5, (sends, duration)
     assert sends["status"][0] <= allowed + 5, (sends, duration)
-    # Far fewer messages than events, yet the final point is shown.
-    assert sends["figure"][0] < len(events)
+    # Plot redraws follow their own, lower rate (plus the final draw); the final point is
+    # shown. (All bounds are in terms of the measured duration: a slow machine sends more.)
+    assert live.plot.n_draws <= MAX_PLOT_RATE_HZ * duration + 3, (live.plot.n_draws, duration)
     t, temp = live.plot.series("temperature")
     assert len(t) == 301 and t[-1] == pytest.approx(events[-1].time_ps)
     assert live.plot.figure.data[3].y[-1] == pytest.approx(events[-1].temperature_K)
@@ -248,11 +251,14 @@ def test_pause_then_resume(cluster: Atoms) -> None:
     assert _wait_until(lambda: live.n_events >= 2)
     live.pause_button.value = True
     assert run.paused and live.pause_button.description == "Resume"
-    time.sleep(0.2)  # the step in flight ends
-    n_paused = live.n_events
+    assert run.wait_held(timeout=60), "the run did not come to rest after Pause"
+    n_paused, held_step = live.n_events, run.held_step
+    assert held_step is not None and held_step % 5 == 0
     time.sleep(0.5)
     assert live.n_events == n_paused, "the run went on while paused"
-    assert _wait_until(lambda: "paused" in live.status.value, 2)
+    # "paused" (not "pausing") once held, naming the last step done
+    assert _wait_until(lambda: "paused" in live.status.value
+                       and f"step {held_step}/" in live.status.value)
     live.pause_button.value = False
     assert not run.paused and live.pause_button.description == "Pause"
     assert _wait_until(lambda: live.n_events >= n_paused + 3)
@@ -401,6 +407,7 @@ run = MolecularDynamics(Icosahedron("Cu", 3), "emt", steps=1_000_000, interval=1
 live = LiveRun(run)
 print("IDS", live.stop_button.model_id, live.pause_button.model_id,
       live.temperature_slider.model_id, flush=True)
+run.subscribe(lambda e: e.step == 20 and print("STEPPING", flush=True))
 live.start()
 res = live.wait()
 print("RESULT", res.stopped, run.temperature_K, ipykernel.__version__, flush=True)
@@ -419,7 +426,7 @@ def test_clicks_are_honoured_while_the_kernel_is_busy(extra_path: str | None) ->
 
     path = [extra_path] if extra_path else []
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([*path, str(REPO)]))
-    km, kc = start_new_kernel(kernel_name="python3", env=env, startup_timeout=60)
+    km, kc = start_new_kernel(kernel_name="python3", env=env, startup_timeout=180)
     try:
         kc.execute(KERNEL_CELL)
         # A second cell queued behind the busy one must run after it, unharmed.
@@ -455,44 +462,40 @@ def test_clicks_are_honoured_while_the_kernel_is_busy(extra_path: str | None) ->
             kc.shell_channel.send(msg)
             return msg["header"]["msg_id"]
 
-        pump_iopub(lambda: "IDS" in text(), 90)
+        pump_iopub(lambda: "STEPPING" in text(), 180)
         ids = text().split("IDS", 1)[1].split()[:3]
         stop_id, pause_id, slider_id = ids
-        time.sleep(1.0)
         sent = [send(pause_id, {"method": "update", "state": {"value": True}, "buffer_paths": []})]
         sent.append(send(slider_id, {"method": "update", "state": {"value": 800.0},
                                      "buffer_paths": []}))
         # The browser sends a widget's next update only after the idle status of the previous
         # one (parent = that comm message): it must come while the cell still runs.
-        pump_iopub(lambda: set(sent) <= idle_parents, 20)
+        pump_iopub(lambda: set(sent) <= idle_parents, 120)
         assert set(sent) <= idle_parents, "no idle status for the comm messages during the run"
         assert set(sent) <= echo_parents, "echo_update not parented to the frontend's update"
         assert "RESULT" not in text()
         sent.append(send(pause_id, {"method": "update", "state": {"value": False},
                                     "buffer_paths": []}))
-        time.sleep(0.5)
-        t_click = time.monotonic()
+        # A million MD steps take hours: only the Stop click can end the cell in time.
         sent.append(send(stop_id, {"method": "custom", "content": {"event": "click"}}))
-        pump_iopub(lambda: "SECOND" in text(), 60)
-        latency = time.monotonic() - t_click
+        pump_iopub(lambda: "SECOND" in text(), 180)
         assert "RESULT True 800.0" in text(), text()
         assert "SECOND True" in text(), text()
         assert text().index("RESULT") < text().index("SECOND")
-        assert latency < 10, latency
         assert set(sent) <= idle_parents
 
         # The notebook's interrupt button during wait(): the run stops, the partial result
         # is returned (with a warning) and the cell goes on.
         kc.execute(
-            "live2 = LiveRun(MolecularDynamics(Icosahedron('Cu', 3), 'emt', steps=1_000_000))\n"
-            "print('STARTED', flush=True)\n"
+            "run2 = MolecularDynamics(Icosahedron('Cu', 3), 'emt', steps=1_000_000, seed=0)\n"
+            "run2.subscribe(lambda e: e.step == 10 and print('STEPPED', flush=True))\n"
+            "live2 = LiveRun(run2)\n"
             "res2 = live2.start().wait()\n"
             "print('INTERRUPTED', res2.stopped, live2.done, res2.n_steps > 0, flush=True)"
         )
-        pump_iopub(lambda: "STARTED" in text(), 60)
-        time.sleep(1.5)
+        pump_iopub(lambda: "STEPPED" in text(), 180)
         km.interrupt_kernel()
-        pump_iopub(lambda: "INTERRUPTED" in text(), 60)
+        pump_iopub(lambda: "INTERRUPTED" in text(), 180)
         assert "INTERRUPTED True True True" in text(), text()
     finally:
         kc.stop_channels()

@@ -54,16 +54,20 @@ def test_throttle_merge_keeps_fields_of_dropped_frames() -> None:
 
 
 def test_throttle_trailing_edge_thread_delivers_last_frame() -> None:
+    # A fake clock that only the test advances: nothing but the leading edge can be
+    # delivered until the interval has passed, however fast or slow this machine is.
+    clock = FakeClock()
     got: list[int] = []
-    th = FrameThrottle(got.append, 20.0)
+    th = FrameThrottle(got.append, 20.0, clock=clock)
     for i in range(200):
         th.submit(i)
-    assert got[-1] != 199
-    deadline = time.monotonic() + 2.0
+    assert got == [0] and th.pending
+    clock.now += 0.05  # one interval later the worker thread delivers the newest frame
+    deadline = time.monotonic() + 60  # a hang guard only
     while (not got or got[-1] != 199) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert got[-1] == 199
-    assert got == sorted(got)  # never out of order
+    assert got == [0, 199]
+    assert th.dropped == 198 and not th.pending
     th.close()
 
 
@@ -89,10 +93,11 @@ def test_viewer_1000_rapid_updates(sent) -> None:
     t0 = time.monotonic()
     for i, pos in enumerate(frames):
         v.update(pos, label=f"step {i}")
-    elapsed = time.monotonic() - t0
-    assert elapsed < 1.0, f"1000 updates took {elapsed:.2f} s"
     v.flush()
-    allowed = 1 + math.ceil(elapsed * 10) + 1  # leading edge + one per interval + the final flush
+    elapsed = time.monotonic() - t0
+    # leading edge + one per elapsed interval + the final flush (in terms of the measured
+    # time, so the bound holds on a slow machine too)
+    allowed = 1 + math.ceil(elapsed * 10) + 1
     sends = rec.updates_with("_positions")
     assert 1 <= len(sends) <= allowed, (len(sends), allowed)
     assert len(seqs) == len(sends)
@@ -112,7 +117,7 @@ def test_viewer_last_frame_arrives_without_flush(sent) -> None:
         last = atoms.positions + i * 1e-3
         v.update(last, label=f"step {i}")
     # No flush: the throttle's worker thread delivers the pending frame after <= 1/20 s.
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 60  # a hang guard only
     while v.label != "step 299" and time.monotonic() < deadline:
         time.sleep(0.01)
     assert v.label == "step 299"
