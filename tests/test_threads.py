@@ -33,6 +33,7 @@ class ThreadSpy(Potential):
 @pytest.fixture(autouse=True)
 def restore_policy():
     old_policy, old_threads = threads.get_threads(), torch.get_num_threads()
+    threads.set_threads("auto")  # whatever NNP_LAB_THREADS or an earlier test chose
     torch.set_num_threads(2)
     yield
     threads.set_threads(old_policy)
