@@ -12,6 +12,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from nnp_lab.widgets import TrajectoryPlayer, Viewer
+from tests.widgets.float32 import assert_float32_close
 
 
 def _frames(n_frames: int = 7, energies: bool = True) -> list[Atoms]:
@@ -39,10 +40,9 @@ def test_trajectory_sent_as_one_buffer(sent) -> None:
     assert len(v._traj_cells) == n_frames * 9 * 4
     assert v._traj_n_frames == n_frames == v.n_frames
     assert v.trajectory.shape == (n_frames, n, 3) and v.trajectory.dtype == np.float32
-    np.testing.assert_allclose(
+    assert_float32_close(
         np.frombuffer(v._traj_positions, dtype="<f4").reshape(n_frames, n, 3),
         np.stack([a.positions for a in frames]),
-        atol=1e-5,
     )
     assert v._mode == "trajectory" and v.play_fps == 5 and v.frame_index == 0
     assert v._traj_labels[0] == "frame 0/6  E = -10.000 eV"
@@ -58,10 +58,10 @@ def test_trajectory_round_trip_per_frame() -> None:
     v = TrajectoryPlayer(frames)
     for k in (0, 3, 6):
         back = v.to_atoms(frame=k)
-        np.testing.assert_allclose(back.positions, frames[k].positions, atol=1e-5)
-        np.testing.assert_allclose(back.cell.array, frames[k].cell.array, atol=1e-5)
+        assert_float32_close(back.positions, frames[k].positions)
+        assert_float32_close(back.cell.array, frames[k].cell.array)
     v.frame_index = 4  # what the browser's slider syncs back
-    np.testing.assert_allclose(v.to_atoms().positions, frames[4].positions, atol=1e-5)
+    assert_float32_close(v.to_atoms().positions, frames[4].positions)
     with pytest.raises(Exception, match="frame_index must be in 0..6"):
         v.frame_index = 7
     with pytest.raises(ValueError, match="frame must be in"):
@@ -134,7 +134,7 @@ def test_update_frames_for_a_live_band(sent) -> None:
     v.update_frames(moved, labels=[f"it 1 image {i}" for i in range(5)])
     (msg,) = rec.updates_with("_traj_positions")
     assert "_traj_labels" in rec.keys(msg) and "_mode" not in rec.keys(msg)
-    np.testing.assert_allclose(v.to_atoms().positions, moved[2], atol=1e-5)
+    assert_float32_close(v.to_atoms().positions, moved[2])
     assert v.frame_index == 2 and v.overlay is True
     with pytest.raises(ValueError, match=r"shape \(5, 9, 3\)"):
         v.update_frames(moved[:4])

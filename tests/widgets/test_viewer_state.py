@@ -14,6 +14,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
 
 from nnp_lab.widgets import Viewer
+from tests.widgets.float32 import assert_float32_close
 
 
 def _tiny_png() -> bytes:
@@ -38,9 +39,7 @@ def test_state_after_setting_atoms(viewer: Viewer, ethanol: Atoms) -> None:
     assert isinstance(viewer._positions, bytes) and len(viewer._positions) == n * 3 * 4
     assert isinstance(viewer._numbers, bytes) and len(viewer._numbers) == n
     np.testing.assert_array_equal(np.frombuffer(viewer._numbers, dtype=np.uint8), ethanol.numbers)
-    np.testing.assert_allclose(
-        np.frombuffer(viewer._positions, dtype="<f4").reshape(n, 3), ethanol.positions, atol=1e-5
-    )
+    assert_float32_close(np.frombuffer(viewer._positions, dtype="<f4").reshape(n, 3), ethanol.positions)
     assert viewer.positions.dtype == np.float32
     assert viewer._cell == [0.0] * 9
     assert viewer._pbc == [False, False, False]
@@ -90,8 +89,8 @@ def test_round_trip(slab: Atoms) -> None:
     back = v.to_atoms()
     assert back is not slab
     np.testing.assert_array_equal(back.numbers, slab.numbers)
-    np.testing.assert_allclose(back.positions, slab.positions, rtol=0, atol=2e-6 * np.abs(slab.positions).max())
-    np.testing.assert_allclose(back.cell.array, slab.cell.array, atol=1e-6)
+    assert_float32_close(back.positions, slab.positions)
+    assert_float32_close(back.cell.array, slab.cell.array)
     np.testing.assert_array_equal(back.pbc, slab.pbc)
     np.testing.assert_array_equal(back.get_tags(), slab.get_tags())
     assert back.constraints and list(back.constraints[0].index) == [0, 1]
@@ -102,8 +101,8 @@ def test_round_trip(slab: Atoms) -> None:
     new = back.positions + 0.25
     v.update(new, cell=back.cell.array * 1.01, final=True)
     again = v.atoms
-    np.testing.assert_allclose(again.positions, new, atol=1e-5)
-    np.testing.assert_allclose(again.cell.array, back.cell.array * 1.01, atol=1e-5)
+    assert_float32_close(again.positions, new)
+    assert_float32_close(again.cell.array, back.cell.array * 1.01)
     v.close()
 
 
@@ -111,7 +110,7 @@ def test_forces_from_calculator(ethanol: Atoms) -> None:
     forces = np.arange(len(ethanol) * 3, dtype=float).reshape(-1, 3) / 10
     ethanol.calc = SinglePointCalculator(ethanol, energy=-1.0, forces=forces)
     v = Viewer(ethanol, show_forces=True)
-    np.testing.assert_allclose(v.forces, forces, atol=1e-6)
+    assert_float32_close(v.forces, forces)
     assert v.forces.dtype == np.float32
     v.close()
 
@@ -210,7 +209,7 @@ def test_update_accepts_atoms(viewer: Viewer, ethanol: Atoms) -> None:
     moved.positions += 1.5
     moved.cell = [10, 10, 10]
     viewer.update(moved, final=True)
-    np.testing.assert_allclose(viewer.positions, moved.positions, atol=1e-5)
+    assert_float32_close(viewer.positions, moved.positions)
     np.testing.assert_allclose(viewer.cell, np.eye(3) * 10)
 
 
