@@ -20,6 +20,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 
 from nnp_lab.errors import InputError, StructureError, UncoveredElementsError
+from nnp_lab.potentials import memory
 from nnp_lab.threads import threads_for, torch_threads
 
 __all__ = [
@@ -170,6 +171,17 @@ class Potential(abc.ABC):
         Licence of the weights.
     dispersion : object or None
         A dispersion term (:class:`nnp_lab.potentials.d3.D3Dispersion`) added to every result.
+    memory_per_atom_bytes, memory_per_pair_bytes, memory_overhead_bytes : float
+        Peak-memory model of one batch through the model: bytes per atom, per neighbour pair
+        within :attr:`cutoff` (each pair once) and per call, measured with
+        ``bench/memory_model.py`` (see :mod:`nnp_lab.potentials.memory`). All zero (the
+        default for a new subclass): no memory check.
+    memory_per_triplet_bytes : float
+        Bytes per angle (pair of neighbours of one atom) within
+        ``memory_triplet_cutoff`` Å, for models with three-body terms (0: none).
+    max_batch_atoms, max_batch_structures : int or None
+        How :meth:`_evaluate` splits a long list of structures into batches (None: all
+        structures of a call in one batch); the memory estimate is that of the largest batch.
     """
 
     name: str = "potential"
@@ -183,6 +195,13 @@ class Potential(abc.ABC):
     licence: str = "unknown"
     #: Package that provides the model (for provenance), e.g. ``"sevenn"``.
     package: str | None = None
+    memory_per_atom_bytes: float = 0.0
+    memory_per_pair_bytes: float = 0.0
+    memory_overhead_bytes: float = 0.0
+    memory_per_triplet_bytes: float = 0.0
+    memory_triplet_cutoff: float | None = None
+    max_batch_atoms: int | None = None
+    max_batch_structures: int | None = None
 
     def __init__(self) -> None:
         self.dispersion: Any = None
@@ -197,8 +216,19 @@ class Potential(abc.ABC):
         properties: Sequence[str] = PROPERTIES,
         *,
         validate: bool = True,
+        memory_check: bool = True,
     ) -> list[dict[str, Any]]:
         """Evaluate energies, forces and stresses of several structures in one call.
+
+        Before any heavy work the call's peak memory is estimated (:meth:`memory_estimate`)
+        and compared with what this process may still use (the cgroup limit, ``ulimit -v``
+        / ``RLIMIT_AS`` and the available RAM, or the free memory of the CUDA device; see
+        :mod:`nnp_lab.potentials.memory`): a structure too large raises
+        :class:`~nnp_lab.potentials.memory.MemoryLimitError` (an
+        :class:`~nnp_lab.errors.InputError`) that names the estimate, the limit and the
+        fixes, instead of torch failing to allocate or the kernel being killed. Switch it
+        off with ``memory_check=False`` or the environment variable
+        ``NNP_LAB_MEMORY_CHECK=0``.
 
         Parameters
         ----------
@@ -213,6 +243,8 @@ class Potential(abc.ABC):
             False only finiteness of the positions is checked; calculators use that between
             steps that only move atoms, where the close-contact search would cost as much as
             a cheap model.
+        memory_check
+            Check the estimated peak memory against the memory available (see above).
 
         Returns
         -------
@@ -237,6 +269,8 @@ class Potential(abc.ABC):
             elif not np.all(np.isfinite(atoms.positions)):
                 validate_structure(atoms)  # raises with the offending atoms named
         n_atoms = sum(len(atoms) for atoms in structures)
+        if memory_check and memory.memory_check_enabled():
+            self._check_memory(structures, n_atoms)
         with self._lock, torch_threads(threads_for(n_atoms)):
             results = self._evaluate(structures, props)
             if self.dispersion is not None:
@@ -273,6 +307,69 @@ class Potential(abc.ABC):
                 f"element(s) {names} not covered by {self.name}; covered: "
                 f"{format_elements(self.elements)}; {hint}"
             )
+
+    def memory_estimate(self, structures: Atoms | Sequence[Atoms]) -> memory.MemoryEstimate:
+        """Estimated peak memory of evaluating ``structures`` in one :meth:`evaluate` call.
+
+        ``memory_overhead_bytes + memory_per_atom_bytes * atoms + memory_per_pair_bytes *
+        pairs (+ memory_per_triplet_bytes * angles)`` of the largest batch (neighbour pairs
+        within :attr:`cutoff` estimated from local number densities, no neighbour list
+        built); with dispersion, the larger of the model's and the dispersion term's
+        estimate (they run one after the other).
+
+        Parameters
+        ----------
+        structures
+            One :class:`ase.Atoms` or a list of them.
+
+        Returns
+        -------
+        nnp_lab.potentials.memory.MemoryEstimate
+            ``.bytes`` is the estimate above what the process already holds (0: this
+            potential has no memory model).
+        """
+        if isinstance(structures, Atoms):
+            structures = [structures]
+        structures = list(structures)
+        estimate = memory.peak_bytes(
+            structures,
+            self.cutoff,
+            per_atom=self.memory_per_atom_bytes,
+            per_pair=self.memory_per_pair_bytes,
+            overhead=self.memory_overhead_bytes,
+            per_triplet=self.memory_per_triplet_bytes,
+            triplet_cutoff=self.memory_triplet_cutoff,
+            max_atoms=self.max_batch_atoms,
+            max_structures=self.max_batch_structures,
+            what=self.name,
+        )
+        extra = getattr(self.dispersion, "memory_estimate", None)
+        if extra is not None:
+            other = extra(structures)
+            if other.bytes > estimate.bytes:
+                estimate = other
+        return estimate
+
+    def _memory_upper_bound(self, n_atoms: int) -> float:
+        """A quick upper bound of :meth:`memory_estimate` from the atom count alone."""
+        bound = memory.upper_bound_bytes(
+            n_atoms,
+            self.cutoff,
+            per_atom=self.memory_per_atom_bytes,
+            per_pair=self.memory_per_pair_bytes,
+            overhead=self.memory_overhead_bytes,
+            per_triplet=self.memory_per_triplet_bytes,
+            triplet_cutoff=self.memory_triplet_cutoff,
+        )
+        extra = getattr(self.dispersion, "memory_upper_bound", None)
+        return max(bound, extra(n_atoms)) if extra is not None else bound
+
+    def _check_memory(self, structures: list[Atoms], n_atoms: int) -> None:
+        # Small calls (the bound is below what is worth checking) cost ~1 µs: no pair
+        # estimate, no limit files read.
+        if self._memory_upper_bound(n_atoms) < memory.MIN_CHECKED_BYTES:
+            return
+        memory.check_memory(self.memory_estimate(structures), str(self.device), model=self.name)
 
     @abc.abstractmethod
     def _evaluate(self, structures: list[Atoms], properties: tuple[str, ...]) -> list[dict]:

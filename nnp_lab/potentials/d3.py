@@ -18,6 +18,7 @@ import numpy as np
 from ase import Atoms
 from ase.units import Bohr
 
+from nnp_lab.potentials import memory
 from nnp_lab.potentials.base import Potential, has_stress
 
 __all__ = ["D3_CUTOFF", "D3_CN_CUTOFF", "D3Dispersion", "with_d3"]
@@ -41,6 +42,15 @@ class D3Dispersion:
     cutoff, cn_cutoff
         Two-body and coordination-number cutoffs in Å.
     """
+
+    #: Peak-memory model of one structure (they are evaluated one at a time), pairs within
+    #: :attr:`cutoff` (see :mod:`nnp_lab.potentials.memory`). Measured with
+    #: ``bench/memory_model.py`` at the 20 Å default on Si, C, Cu and Na, 8-512 atoms: fit
+    #: 21 MB + 24.6 kB/atom + 2.21 kB/pair (rms residual 6.4 %), here x 1.25 + 50 MB. At
+    #: 20 Å a Si atom has ~850 pairs: D3 needs ~2 MB per atom, more than SevenNet-0.
+    memory_per_atom_bytes: float = 30.8e3
+    memory_per_pair_bytes: float = 2.76e3
+    memory_overhead_bytes: float = 76.4e6
 
     citation = (
         "S. Grimme, J. Antony, S. Ehrlich, H. Krieg, J. Chem. Phys. 132, 154104 (2010); "
@@ -73,6 +83,29 @@ class D3Dispersion:
             "cn_cutoff_A": self.cn_cutoff,
             "package": "torch-dftd",
         }
+
+    def memory_estimate(self, structures: list[Atoms]) -> memory.MemoryEstimate:
+        """Estimated peak memory of :meth:`evaluate` (the largest structure: one at a time)."""
+        return memory.peak_bytes(
+            structures,
+            self.cutoff,
+            per_atom=self.memory_per_atom_bytes,
+            per_pair=self.memory_per_pair_bytes,
+            overhead=self.memory_overhead_bytes,
+            max_structures=1,
+            what=f"D3 dispersion ({self.cutoff:g} Å cutoff)",
+        )
+
+    def memory_upper_bound(self, n_atoms: int) -> float:
+        """Upper bound of :meth:`memory_estimate` from the atom count (see
+        :func:`nnp_lab.potentials.memory.upper_bound_bytes`)."""
+        return memory.upper_bound_bytes(
+            n_atoms,
+            self.cutoff,
+            per_atom=self.memory_per_atom_bytes,
+            per_pair=self.memory_per_pair_bytes,
+            overhead=self.memory_overhead_bytes,
+        )
 
     def evaluate(self, structures: list[Atoms], properties: tuple[str, ...]) -> list[dict]:
         """D3 energy (eV), forces (eV/Å) and stress (eV/Å³, Voigt) of each structure."""

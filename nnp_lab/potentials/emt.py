@@ -35,6 +35,12 @@ class EMTPotential(Potential):
     )
     licence = "LGPL-2.1+ (ase)"
     package = "ase"
+    # Peak RSS growth of a single point (bench/memory_model.py, fcc Cu and Al, 256-6,912
+    # atoms): fit 2.1 MB + 6.9 kB/atom + 0.17 kB/pair, here x 1.25. Small: only cells of
+    # ~10^5 atoms come near a limit.
+    memory_per_atom_bytes = 8.6e3
+    memory_per_pair_bytes = 0.21e3
+    memory_overhead_bytes = 2.6e6
 
     def __init__(self) -> None:
         super().__init__()

@@ -22,6 +22,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from nnp_lab.potentials.base import Potential
+from nnp_lab.potentials.memory import batch_bounds
 from nnp_lab.potentials.registry import ModelSpec
 
 __all__ = ["SevenNetPotential", "specs"]
@@ -40,6 +41,18 @@ _CITATION_MF = (
 
 # Largest number of atoms pushed through the network in one batch (bounds peak memory).
 _MAX_BATCH_ATOMS = 4096
+
+#: Peak-memory constants ``(per atom, per pair within the cutoff, overhead)`` in bytes of
+#: one batch through the upstream model (energy, forces, stress), measured with
+#: ``bench/memory_model.py`` on diamond Si and C, fcc Cu and bcc Na, 64-1,024 atoms (fit
+#: x 1.25 + 50 MB, rms residuals 5-7 %; see :mod:`nnp_lab.potentials.memory`): 10-20x
+#: what nnp_lab's own SevenNet-0 needs. Checkpoints not listed get the largest of each.
+_MEMORY: dict[str, tuple[float, float, float]] = {
+    "sevennet-0-upstream": (127e3, 330e3, 122e6),
+    "sevennet-mf-0-pbe": (308e3, 327e3, 136e6),
+    "sevennet-mf-0-r2scan": (308e3, 327e3, 136e6),  # same network as the PBE head
+    "sevennet-l3i5": (183e3, 728e3, 166e6),
+}
 
 _SEVENNET_0 = "pretrained_potentials/SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth"
 _SEVENNET_0_DESCRIPTION = "SevenNet-0 (11Jul2024), NequIP-style E(3)-equivariant GNN, 5 Å cutoff"
@@ -147,6 +160,11 @@ class SevenNetPotential(Potential):
     package = "sevenn"
     licence = "MIT (sevenn)"
     dtype = "float32"
+    max_batch_atoms = _MAX_BATCH_ATOMS
+    # The largest of the measured models (see _MEMORY); __init__ sets the model's own.
+    memory_per_atom_bytes = max(m[0] for m in _MEMORY.values())
+    memory_per_pair_bytes = max(m[1] for m in _MEMORY.values())
+    memory_overhead_bytes = max(m[2] for m in _MEMORY.values())
 
     def __init__(
         self,
@@ -183,6 +201,12 @@ class SevenNetPotential(Potential):
         self.level_of_theory = level_of_theory
         self.citation = citation
         self.checkpoint = str(checkpoint)
+        if name in _MEMORY:
+            (
+                self.memory_per_atom_bytes,
+                self.memory_per_pair_bytes,
+                self.memory_overhead_bytes,
+            ) = _MEMORY[name]
 
     def _graph(self, atoms: Atoms):
         from sevenn.atom_graph_data import AtomGraphData
@@ -195,16 +219,8 @@ class SevenNetPotential(Potential):
 
     def _evaluate(self, structures: list[Atoms], properties: tuple[str, ...]) -> list[dict]:
         results: list[dict] = []
-        chunk: list[Atoms] = []
-        n_chunk = 0
-        for atoms in structures:
-            if chunk and n_chunk + len(atoms) > _MAX_BATCH_ATOMS:
-                results.extend(self._evaluate_batch(chunk))
-                chunk, n_chunk = [], 0
-            chunk.append(atoms)
-            n_chunk += len(atoms)
-        if chunk:
-            results.extend(self._evaluate_batch(chunk))
+        for start, stop in batch_bounds([len(a) for a in structures], self.max_batch_atoms):
+            results.extend(self._evaluate_batch(structures[start:stop]))
         return results
 
     def _evaluate_batch(self, structures: list[Atoms]) -> list[dict]:

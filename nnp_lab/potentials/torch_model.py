@@ -39,6 +39,7 @@ __all__ = [
     "save_model",
     "load_model_file",
     "FORMAT",
+    "MEMORY_MODELS",
 ]
 
 FORMAT = "nnp_lab.model"
@@ -58,6 +59,15 @@ class EnergyModel(torch.nn.Module):
     cutoff: float
     elements: tuple[int, ...]
     config: dict[str, Any]
+    #: Peak-memory constants of the architecture for :class:`TorchModelPotential`'s memory
+    #: check (bytes per atom, per neighbour pair within ``cutoff``, per call, per angle
+    #: within ``memory_triplet_cutoff``); None: the measured defaults of
+    #: :data:`MEMORY_MODELS` (see :mod:`nnp_lab.potentials.memory`).
+    memory_per_atom_bytes: float | None = None
+    memory_per_pair_bytes: float | None = None
+    memory_overhead_bytes: float | None = None
+    memory_per_triplet_bytes: float | None = None
+    memory_triplet_cutoff: float | None = None
 
     def forward(
         self,
@@ -266,6 +276,22 @@ class GraphBatch:
         return energy, -grads[0], (grads[1] if stress else None)
 
 
+#: Peak-memory constants ``(per atom, per pair, overhead, per angle)`` in bytes of
+#: :func:`nnp_lab.models.distill`'s architectures at its light default settings (six
+#: elements; random weights), measured with ``bench/memory_model.py`` on diamond Si and C,
+#: fcc Cu and bcc Na, 64-4,096 atoms (fit x 1.25 + 50 MB; rms residuals 6.2 %, 4.3 % and
+#: 6.9 %). Other architectures get the largest of each (``"default"``); angles count within
+#: the model's ``angular_cutoff`` (Behler–Parrinello). Wider or deeper settings need more:
+#: set ``memory_*_bytes`` on the :class:`EnergyModel` subclass. Measured in float32; a
+#: float64 :class:`TorchModelPotential` doubles the per-atom, per-pair and per-angle terms.
+MEMORY_MODELS: dict[str, tuple[float, float, float, float]] = {
+    "SchNet": (0.0, 6.84e3, 63.1e6, 0.0),
+    "TeaNet": (0.77e3, 4.90e3, 66.3e6, 0.0),
+    "BehlerParrinello": (0.52e3, 1.14e3, 64.1e6, 0.69e3),
+    "default": (0.77e3, 6.84e3, 66.3e6, 0.69e3),
+}
+
+
 class TorchModelPotential(Potential):
     """A :class:`Potential` around an :class:`EnergyModel`: forces and stress by autograd.
 
@@ -309,6 +335,26 @@ class TorchModelPotential(Potential):
         self.dtype = dtype
         self.cutoff = float(model.cutoff)
         self.elements = frozenset(model.elements)
+        self._set_memory_model(model)
+
+    def _set_memory_model(self, model: EnergyModel) -> None:
+        """Memory constants: the model's own, else those measured for its architecture."""
+        defaults = MEMORY_MODELS.get(type(model).__name__, MEMORY_MODELS["default"])
+        angular = getattr(model, "angular", "none") != "none"
+        triplet_cutoff = model.memory_triplet_cutoff or (
+            getattr(model, "angular_cutoff", None) if angular else None
+        )
+        # Measured in float32; float64 tensors take twice the bytes.
+        scale = 2.0 if self.dtype == "float64" else 1.0
+        names = ("per_atom", "per_pair", "overhead", "per_triplet")
+        for name, default in zip(names, defaults):
+            own = getattr(model, f"memory_{name}_bytes", None)
+            if own is None:
+                own = default if name == "overhead" else default * scale
+            setattr(self, f"memory_{name}_bytes", float(own))
+        self.memory_triplet_cutoff = triplet_cutoff
+        if not triplet_cutoff:
+            self.memory_per_triplet_bytes = 0.0
 
     def _evaluate(self, structures: list[Atoms], properties: tuple[str, ...]) -> list[dict]:
         graph = GraphBatch.from_structures(
