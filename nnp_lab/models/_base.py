@@ -18,8 +18,9 @@ edge pairs (angle triplets) from an edge list, shared by the architectures.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ __all__ = [
     "cosine_cutoff",
     "bump_cutoff",
     "edge_pairs",
+    "seeded",
     "graph_inputs",
     "shifted_softplus",
     "ACTIVATIONS",
@@ -454,6 +456,25 @@ class AtomicEnergyModel(EnergyModel):
             f"elements={[chemical_symbols[z] for z in self.elements]}, cutoff={self.cutoff}, "
             f"parameters={self.n_parameters()}"
         )
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Inside the block torch's CPU generator is seeded with ``seed``; afterwards it is back
+    in the state it had (``None``: the block draws from it as usual).
+
+    The architectures wrap their weight initialisation in this, so ``SchNet(..., seed=0)``
+    gives the same weights as ``torch.manual_seed(0); SchNet(...)`` without touching the
+    global random state.
+    """
+    if seed is None:
+        yield
+        return
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"seed must be an integer or None, got {seed!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(int(seed))
+        yield
 
 
 def as_float_list(values: Iterable[float] | np.ndarray) -> list[float]:

@@ -36,6 +36,7 @@ from nnp_lab.models._base import (
     edge_pairs,
     graph_inputs,
     mlp,
+    seeded,
 )
 from nnp_lab.potentials.torch_model import GraphBatch
 
@@ -89,6 +90,9 @@ class BehlerParrinello(AtomicEnergyModel):
         Hidden layer sizes of the per-element networks. Default ``[32, 32]``.
     activation
         ``"tanh"`` (Behler), ``"celu"`` (ANI, α = 0.1), ``"silu"`` or ``"ssp"``.
+    seed
+        Seed of the weight initialisation (``None``: torch's global generator, as usual).
+        Not part of :attr:`config`.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class BehlerParrinello(AtomicEnergyModel):
         angular: str = "g5",
         hidden: Sequence[int] = (32, 32),
         activation: str = "tanh",
+        seed: int | None = None,
     ) -> None:
         super().__init__(elements, cutoff)
         rc = self.cutoff
@@ -164,9 +169,10 @@ class BehlerParrinello(AtomicEnergyModel):
         # Buffers above are float64 grids: cast them to the default dtype like the weights.
         for name in ("radial_eta", "radial_rs", "angular_lambda", "angular_zeta", "angular_eta"):
             setattr(self, name, getattr(self, name).to(dtype))
-        self.networks = torch.nn.ModuleList(
-            mlp([n_desc, *hidden, 1], activation) for _ in range(n_e)
-        )
+        with seeded(seed):
+            self.networks = torch.nn.ModuleList(
+                mlp([n_desc, *hidden, 1], activation) for _ in range(n_e)
+            )
 
     # -- descriptors ------------------------------------------------------------------------
     @property

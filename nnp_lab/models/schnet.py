@@ -22,7 +22,7 @@ from collections.abc import Iterable
 import torch
 
 from nnp_lab.errors import InputError
-from nnp_lab.models._base import AtomicEnergyModel, cosine_cutoff, shifted_softplus
+from nnp_lab.models._base import AtomicEnergyModel, cosine_cutoff, seeded, shifted_softplus
 
 __all__ = ["SchNet"]
 
@@ -72,6 +72,9 @@ class SchNet(AtomicEnergyModel):
         Number of Gaussians. Default 32.
     gamma
         Gaussian width parameter (Å⁻²); ``None``: ``0.5 / Δμ²`` with ``Δμ`` the spacing.
+    seed
+        Seed of the weight initialisation (``None``: torch's global generator, as usual).
+        Not part of :attr:`config`.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class SchNet(AtomicEnergyModel):
         n_interactions: int = 3,
         n_rbf: int = 32,
         gamma: float | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__(elements, cutoff)
         n_features = int(n_features)
@@ -103,12 +107,13 @@ class SchNet(AtomicEnergyModel):
         self.register_buffer(
             "rbf_centres", torch.linspace(0.0, self.cutoff, n_rbf, dtype=torch.get_default_dtype())
         )
-        self.embedding = torch.nn.Embedding(self.n_elements, n_features)
-        self.interactions = torch.nn.ModuleList(
-            _Interaction(n_features, n_filters, n_rbf) for _ in range(int(n_interactions))
-        )
-        self.out1 = torch.nn.Linear(n_features, max(n_features // 2, 1))
-        self.out2 = torch.nn.Linear(max(n_features // 2, 1), 1)
+        with seeded(seed):
+            self.embedding = torch.nn.Embedding(self.n_elements, n_features)
+            self.interactions = torch.nn.ModuleList(
+                _Interaction(n_features, n_filters, n_rbf) for _ in range(int(n_interactions))
+            )
+            self.out1 = torch.nn.Linear(n_features, max(n_features // 2, 1))
+            self.out2 = torch.nn.Linear(max(n_features // 2, 1), 1)
 
     def atomic_outputs(self, species, edge_index, edge_vectors, n_atoms):
         """Atom-wise output network on the features after the interaction blocks."""

@@ -30,7 +30,13 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from nnp_lab.errors import InputError
-from nnp_lab.models._base import AtomicEnergyModel, as_float_list, bump_cutoff, make_activation
+from nnp_lab.models._base import (
+    AtomicEnergyModel,
+    as_float_list,
+    bump_cutoff,
+    make_activation,
+    seeded,
+)
 
 __all__ = ["TeaNet", "DEFAULT_LAYER_CUTOFFS", "LIGHT_SETTINGS"]
 
@@ -295,6 +301,9 @@ class TeaNet(AtomicEnergyModel):
     cutoff
         Neighbour cutoff; must equal ``max(layer_cutoffs)`` when both are given. Given
         alone, the default layer cutoffs are clipped to it.
+    seed
+        Seed of the weight initialisation (``None``: torch's global generator, as usual).
+        Not part of :attr:`config`.
     """
 
     def __init__(
@@ -308,6 +317,7 @@ class TeaNet(AtomicEnergyModel):
         n_heads: int = 2,
         activation: str = "silu",
         cutoff: float | None = None,
+        seed: int | None = None,
     ) -> None:
         if layer_cutoffs is None:
             layer_cutoffs = list(DEFAULT_LAYER_CUTOFFS)
@@ -336,15 +346,16 @@ class TeaNet(AtomicEnergyModel):
         )
         self.layer_cutoffs = tuple(layer_cutoffs)
         self.sizes = (F, V, T)
-        self.embedding = torch.nn.Embedding(self.n_elements, F)
         n_layers = len(layer_cutoffs)
-        self.layers = torch.nn.ModuleList(
-            _TeaLayer(c, F, V, T, K, H, activation, first=(k == 0), last=(k == n_layers - 1))
-            for k, c in enumerate(layer_cutoffs)
-        )
-        self.readout = torch.nn.Sequential(
-            torch.nn.Linear(F, F), make_activation(activation), torch.nn.Linear(F, 1)
-        )
+        with seeded(seed):
+            self.embedding = torch.nn.Embedding(self.n_elements, F)
+            self.layers = torch.nn.ModuleList(
+                _TeaLayer(c, F, V, T, K, H, activation, first=(k == 0), last=(k == n_layers - 1))
+                for k, c in enumerate(layer_cutoffs)
+            )
+            self.readout = torch.nn.Sequential(
+                torch.nn.Linear(F, F), make_activation(activation), torch.nn.Linear(F, 1)
+            )
 
     def atomic_outputs(self, species, edge_index, edge_vectors, n_atoms):
         """Readout MLP of the scalar features after the last layer, ``(n_atoms,)``."""

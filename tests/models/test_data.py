@@ -138,13 +138,16 @@ def test_add_prelabelled_and_errors(tmp_path, emt):
 
 
 class _Interrupting(EMTPotential):
-    """EMT that raises KeyboardInterrupt on its third evaluate call."""
+    """EMT that raises KeyboardInterrupt on its third evaluate call (counted per instance,
+    so a rerun of the test, or another instance, starts from zero)."""
 
-    calls = 0
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
 
     def _evaluate(self, structures, properties):
-        type(self).calls += 1
-        if type(self).calls == 3:
+        self.calls += 1
+        if self.calls == 3:
             raise KeyboardInterrupt
         return super()._evaluate(structures, properties)
 

@@ -45,13 +45,16 @@ def test_check_state_agrees_with_ase(index):
     assert bool(ours) == (name != "same")
 
 
-def test_energy_is_recomputed_after_a_move_and_cached_otherwise():
+def test_energy_is_recomputed_after_a_move_and_cached_otherwise(monkeypatch):
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
     atoms.calc = load_potential("emt").calculator()
     e0 = atoms.get_potential_energy()
     calls = []
     original = atoms.calc.potential.evaluate
-    atoms.calc.potential.evaluate = lambda *a, **k: calls.append(1) or original(*a, **k)
+    # The potential is the shared, cached "emt" instance: undo the spy after the test.
+    monkeypatch.setattr(
+        atoms.calc.potential, "evaluate", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
     atoms.get_forces()
     assert calls == []  # cached
     atoms.positions[0, 0] += 0.05

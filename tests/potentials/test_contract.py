@@ -6,7 +6,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 
 from nnp_lab.potentials import Potential, load_potential, registered_names
-from nnp_lab.testing import check_potential
+from nnp_lab.testing import check_potential, rounding_tolerances
 
 
 def rattled(atoms, seed=1, stdev=0.05):
@@ -86,6 +86,93 @@ def test_contract_catches_broken_translation_invariance():
     assert any("rotation" in f for f in report.failures)
 
 
+class EMTWithReference(Potential):
+    """EMT plus a cohesive-energy-like -3.5 eV/atom (so |E| is that of a real potential), in
+    float64 or rounded to float32 like a float32 model's output; ``tamper`` lets subclasses
+    break it."""
+
+    name = "emt-ref"
+
+    def __init__(self, dtype="float64"):
+        super().__init__()
+        self.inner = load_potential("emt")
+        self.elements = self.inner.elements
+        self.cutoff = self.inner.cutoff
+        self.dtype = dtype
+
+    def _evaluate(self, structures, properties):
+        out = self.inner._evaluate(structures, properties)
+        for atoms, r in zip(structures, out):
+            r["energy"] -= 3.5 * len(atoms)
+            if self.dtype == "float32":
+                for key, value in r.items():
+                    r[key] = np.asarray(value, dtype=np.float32).astype(np.float64)
+                r["energy"] = float(r["energy"])
+        self.tamper(structures, out)
+        return out
+
+    def tamper(self, structures, out):
+        pass
+
+
+class BatchEnergyOff(EMTWithReference):
+    """In a batch of several structures every energy is 1e-3 (relative) too large."""
+
+    def tamper(self, structures, out):
+        if len(structures) > 1:
+            for r in out:
+                r["energy"] *= 1 + 1e-3
+
+
+class BatchForcesOff(EMTWithReference):
+    """In a batch of several structures every force is 1e-3 (relative) too large."""
+
+    def tamper(self, structures, out):
+        if len(structures) > 1:
+            for r in out:
+                r["forces"] = r["forces"] * (1 + 1e-3)
+
+
+class WeakField(EMTWithReference):
+    """A uniform 1e-3 eV/Å field along (1, 1, 1) with consistent forces and stress (still
+    -dE/dr and (1/V) dE/dε), but the energy depends on where the structure is and how it
+    is turned."""
+
+    def tamper(self, structures, out):
+        g = 1e-3
+        for atoms, r in zip(structures, out):
+            r["energy"] += g * float(atoms.positions.sum())
+            if "forces" in r:
+                r["forces"] = r["forces"] - g
+            if "stress" in r:  # dE/dε_ab = g Σ_i r_ib, symmetrised; Voigt xx yy zz yz xz xy
+                col = g * atoms.positions.sum(axis=0) / atoms.get_volume()
+                r["stress"] = r["stress"] + np.array(
+                    [col[0], col[1], col[2], (col[1] + col[2]) / 2, (col[0] + col[2]) / 2,
+                     (col[0] + col[1]) / 2]
+                )
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_contract_tolerances_accept_rounding_and_flag_small_bugs(dtype):
+    """The contract's tolerances are a few ulp of the dtype (nnp_lab.testing): the intact
+    potential passes in both dtypes, and bugs of 1e-3 (relative) or 1e-3 eV/Å, far below
+    what a user would notice in one number but real, are flagged in float32 too."""
+    atoms = structure_for("emt")
+    assert check_potential(EMTWithReference(dtype), atoms).passed
+
+    batch = check_potential(BatchEnergyOff(dtype), atoms, raise_on_failure=False)
+    assert any(f.startswith("batch_vs_single_energy") for f in batch.failures), str(batch)
+
+    forces = check_potential(BatchForcesOff(dtype), atoms, raise_on_failure=False)
+    assert any(f.startswith("batch_vs_single_forces") for f in forces.failures), str(forces)
+    assert not any("energy" in f for f in forces.failures), str(forces)  # energies are right
+
+    field = check_potential(WeakField(dtype), atoms, raise_on_failure=False)
+    assert any(f.startswith("rotation_forces") for f in field.failures), str(field)
+    assert any(f.startswith("translation_energy") for f in field.failures), str(field)
+    assert not any("batch" in f or "fd" in f for f in field.failures), str(field)
+
+
 def test_batch_equals_singles_for_default_model():
     pot = load_potential("sevennet-0")
     structures = [
@@ -97,8 +184,13 @@ def test_batch_equals_singles_for_default_model():
     batch = pot.evaluate(structures)
     for atoms, res in zip(structures, batch):
         single = pot.evaluate([atoms])[0]
-        assert abs(single["energy"] - res["energy"]) < 1e-5
-        np.testing.assert_allclose(single["forces"], res["forces"], atol=1e-5)
+        # float32: a few ulp of the energy sum and of the force sums, not an absolute 1e-5
+        tol = rounding_tolerances(atoms, single, pot.dtype, cutoff=pot.cutoff)
+        assert abs(single["energy"] - res["energy"]) <= tol["energy"]
+        np.testing.assert_allclose(single["forces"], res["forces"], rtol=0, atol=tol["forces"])
+        if "stress" in single:
+            np.testing.assert_allclose(single["stress"], res["stress"], rtol=0,
+                                       atol=tol["stress"])
     assert "stress" not in batch[2] and batch[0]["stress"].shape == (6,)
 
 
