@@ -6,10 +6,14 @@ All project metadata lives in pyproject.toml; this file only adds two command ov
   ``nnp_lab/widgets/static/`` in the build directory, so regular wheels (``pip install .``)
   carry them. Editable installs (``pip install -e .``) need no copy: the package then runs from
   the source tree and ``nnp_lab.widgets.viewer`` finds ``widgets/`` next to it.
-* ``sdist`` adds ``widgets/`` to source distributions, so a wheel built from an sdist works too.
+* ``sdist`` adds ``widgets/`` to source distributions (the bundle, the stylesheet and the
+  JavaScript sources in ``widgets/src/``; never ``node_modules/``), so a wheel built from an
+  sdist works too.
 
-The front end is plain JavaScript (an ES module with no dependencies), so "building" it is a
-copy: no node, npm or bundler is needed to install nnp_lab.
+``widgets/viewer.js`` is a committed bundle of the ES modules in ``widgets/src/`` (esbuild,
+``make viewer``). The bundle is plain JavaScript with no runtime dependencies, so "building" the
+front end here is a copy: rebuilding the bundle after editing ``widgets/src/`` needs node and
+npm, installing nnp_lab does not.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from setuptools.command.sdist import sdist
 ROOT = Path(__file__).resolve().parent
 FRONTEND_DIR = ROOT / "widgets"
 FRONTEND_FILES = ("viewer.js", "viewer.css")
+FRONTEND_SOURCES = "src"  # the modules viewer.js is bundled from; only sdists carry them
 
 
 class BuildPyWithFrontend(build_py):
@@ -61,6 +66,9 @@ class SdistWithFrontend(sdist):
         for path in sorted(FRONTEND_DIR.glob("*")):
             if path.is_file():
                 shutil.copy2(path, target / path.name)
+        sources = FRONTEND_DIR / FRONTEND_SOURCES
+        if sources.is_dir():
+            shutil.copytree(sources, target / FRONTEND_SOURCES, dirs_exist_ok=True)
 
 
 setup(cmdclass={"build_py": BuildPyWithFrontend, "sdist": SdistWithFrontend})

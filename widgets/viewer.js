@@ -1,52 +1,696 @@
-/**
- * nnp_lab 3D viewer: the front end of `nnp_lab.widgets.Viewer` (an anywidget ES module).
- *
- * Dependency-free WebGL2, written for software rendering (SwiftShader) as much as for GPUs:
- *
- * - Atom data lives in float textures (positions, per-atom colour + radius, selection flags,
- *   forces). A new frame from Python uploads one texture of N x 3 float32 — the bytes Python
- *   sent, no per-atom JavaScript objects.
- * - Atoms are impostor spheres: one camera-facing quad per atom, ray-cast in the fragment shader
- *   (exact silhouette, per-pixel normal and depth). One draw call for all atoms. Quads are not
- *   instanced: SwiftShader (software WebGL) processes an instanced draw one instance at a time,
- *   which made 5,000 atoms 3x slower; each vertex finds its atom from gl_VertexID instead.
- * - Bonds are flat camera-facing quads between the sphere surfaces, shaded as cylinders, with
- *   no per-pixel depth, so hidden bond pixels are rejected before shading. They are recomputed
- *   from the current positions whenever these change (d < r_cov,i + r_cov,j + 0.4 Å, found on
- *   a uniform grid, O(N)); only the (i, j) index pairs go to the GPU. One draw call for all
- *   bonds. Bonds across periodic boundaries are not drawn.
- * - Force arrows are impostor frusta (cylinder shafts, cone heads) ray-cast like the spheres.
- * - The unit cell is 12 GL lines and follows every cell change.
- * - Redraws happen at most once per animation frame and only when something changed (or while
- *   playing / spinning). Each drawn frame increments `data-frames-drawn` on the widget root;
- *   the count is reported back to Python (`frames_drawn`) a few times per second.
- * - Adaptive quality: frames that cannot keep up are drawn at lower resolution, then without
- *   bonds; a view at rest is always redrawn at full quality (see ViewerView.quality).
- *
- * Traits read from the model (see nnp_lab/widgets/viewer.py): _numbers (uint8 bytes),
- * _positions / _forces (float32 bytes), _cell (9 floats), _elements, _structure_id, frame_seq,
- * label, _style, show_cell, show_bonds, show_forces, force_scale, bond_tolerance, height,
- * background, spin, selected, _mode, _traj_positions, _traj_cells, _traj_n_frames,
- * _traj_labels, frame_index, playing, play_fps, overlay.
- */
+// Generated from widgets/src/ by esbuild: do not edit. Rebuild with make viewer (npm ci --prefix widgets && npm run build --prefix widgets).
 
-const TAG = "[nnp_lab viewer]";
-const TEX_W = 2048; // atoms per texture row; must match the shaders' `k & 2047`, `k >> 11`
-const FOV_Y = (22 * Math.PI) / 180;
-const REPORT_MS = 400; // how often frames_drawn is reported back to Python
-const FRAME_SYNC_MS = 250; // how often the playing frame index is reported back
-const BOND_RADIUS = 0.11; // Å
-const SHAFT_RADIUS = 0.055; // Å, force arrows
-const HEAD_RADIUS = 0.14; // Å
-const ARROW_COLOR = [0.95, 0.35, 0.05];
-const GHOST_ALPHA = 0.28;
-const GHOST_LIMIT = TEX_W * 2048; // most atoms*images drawn in the band overlay
+// src/bonds.js
+var BondFinder = class {
+  constructor() {
+    this.pairs = new Uint32Array(1024);
+    this.counts = new Int32Array(0);
+    this.order = new Int32Array(0);
+    this.cellOf = new Int32Array(0);
+  }
+  /**
+   * Find pairs i < j with 0.05 Å < |r_i - r_j| < rcov_i + rcov_j + tol (tol in Å, like Jmol).
+   * Returns the number of pairs; they are in this.pairs[0 .. 2 * count).
+   */
+  find(pos, n, rcov, tol) {
+    if (n < 2 || !(tol >= 0)) return 0;
+    let maxR = 0;
+    for (let i = 0; i < n; i++) if (rcov[i] > maxR) maxR = rcov[i];
+    const cutMax = 2 * maxR + tol;
+    if (!(cutMax > 0)) return 0;
+    let x0 = Infinity, y0 = Infinity, z0 = Infinity, x1 = -Infinity, y1 = -Infinity, z1 = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const x = pos[3 * i], y = pos[3 * i + 1], z = pos[3 * i + 2];
+      if (!(Number.isFinite(x) && Number.isFinite(y) && Number.isFinite(z))) continue;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+      if (z < z0) z0 = z;
+      if (z > z1) z1 = z;
+    }
+    if (!(x1 >= x0)) return 0;
+    let h = cutMax;
+    let nx, ny, nz;
+    for (; ; ) {
+      nx = Math.floor((x1 - x0) / h) + 1;
+      ny = Math.floor((y1 - y0) / h) + 1;
+      nz = Math.floor((z1 - z0) / h) + 1;
+      if (nx * ny * nz <= 4 * n + 64) break;
+      h *= 1.5;
+    }
+    const ncell = nx * ny * nz;
+    if (this.counts.length < ncell + 1) this.counts = new Int32Array(ncell + 1);
+    if (this.order.length < n) {
+      this.order = new Int32Array(n);
+      this.cellOf = new Int32Array(n);
+    }
+    const counts = this.counts;
+    const order = this.order;
+    const cellOf = this.cellOf;
+    counts.fill(0, 0, ncell + 1);
+    const inv = 1 / h;
+    for (let i = 0; i < n; i++) {
+      const x = pos[3 * i], y = pos[3 * i + 1], z = pos[3 * i + 2];
+      if (!(Number.isFinite(x) && Number.isFinite(y) && Number.isFinite(z))) {
+        cellOf[i] = -1;
+        continue;
+      }
+      const c = Math.floor((x - x0) * inv) + nx * (Math.floor((y - y0) * inv) + ny * Math.floor((z - z0) * inv));
+      cellOf[i] = c;
+      counts[c + 1]++;
+    }
+    for (let c = 0; c < ncell; c++) counts[c + 1] += counts[c];
+    for (let i = 0; i < n; i++) {
+      const c = cellOf[i];
+      if (c >= 0) order[counts[c]++] = i;
+    }
+    for (let c = ncell; c > 0; c--) counts[c] = counts[c - 1];
+    counts[0] = 0;
+    let pairs = this.pairs;
+    let np = 0;
+    for (let i = 0; i < n; i++) {
+      const c = cellOf[i];
+      if (c < 0) continue;
+      const ix = c % nx;
+      const iy = Math.floor(c / nx) % ny;
+      const iz = Math.floor(c / (nx * ny));
+      const xi = pos[3 * i], yi = pos[3 * i + 1], zi = pos[3 * i + 2];
+      const ri = rcov[i];
+      for (let dz = -1; dz <= 1; dz++) {
+        const kz = iz + dz;
+        if (kz < 0 || kz >= nz) continue;
+        for (let dy = -1; dy <= 1; dy++) {
+          const ky = iy + dy;
+          if (ky < 0 || ky >= ny) continue;
+          for (let dx = -1; dx <= 1; dx++) {
+            const kx = ix + dx;
+            if (kx < 0 || kx >= nx) continue;
+            const cc = kx + nx * (ky + ny * kz);
+            for (let q = counts[cc], qe = counts[cc + 1]; q < qe; q++) {
+              const j = order[q];
+              if (j <= i) continue;
+              const ddx = pos[3 * j] - xi, ddy = pos[3 * j + 1] - yi, ddz = pos[3 * j + 2] - zi;
+              const d2 = ddx * ddx + ddy * ddy + ddz * ddz;
+              const cut = ri + rcov[j] + tol;
+              if (d2 < cut * cut && d2 > 25e-4) {
+                if (2 * np + 2 > pairs.length) {
+                  const bigger = new Uint32Array(pairs.length * 2);
+                  bigger.set(pairs);
+                  pairs = this.pairs = bigger;
+                }
+                pairs[2 * np] = i;
+                pairs[2 * np + 1] = j;
+                np++;
+              }
+            }
+          }
+        }
+      }
+    }
+    return np;
+  }
+};
 
-// ------------------------------------------------------------------------------------------
-// Shaders
-// ------------------------------------------------------------------------------------------
+// src/camera.js
+var FOV_Y = 22 * Math.PI / 180;
+var DEFAULT_VIEW = (() => {
+  const a = -25 * Math.PI / 180;
+  const b = -60 * Math.PI / 180;
+  const ca = Math.cos(a), sa = Math.sin(a), cb = Math.cos(b), sb = Math.sin(b);
+  return [ca, -sa, 0, cb * sa, cb * ca, -sb, sb * sa, sb * ca, cb];
+})();
+var Camera = class {
+  constructor() {
+    this.R = [1, 0, 0, 0, 1, 0, 0, 0, 1];
+    this.target = [0, 0, 0];
+    this.dist = 20;
+  }
+  rotate(axis, angle) {
+    const [x, y, z] = axis;
+    const c = Math.cos(angle);
+    const s = Math.sin(angle);
+    const t = 1 - c;
+    const Q = [
+      t * x * x + c,
+      t * x * y - s * z,
+      t * x * z + s * y,
+      t * x * y + s * z,
+      t * y * y + c,
+      t * y * z - s * x,
+      t * x * z - s * y,
+      t * y * z + s * x,
+      t * z * z + c
+    ];
+    const R = this.R;
+    const out = new Array(9);
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 3; j++) {
+        out[3 * i + j] = Q[3 * i] * R[j] + Q[3 * i + 1] * R[3 + j] + Q[3 * i + 2] * R[6 + j];
+      }
+    }
+    this.R = orthonormalize(out);
+  }
+  orbit(dx, dy) {
+    if (dx) this.rotate([0, 1, 0], dx * 8e-3);
+    if (dy) this.rotate([1, 0, 0], dy * 8e-3);
+  }
+  pan(dx, dy, heightPx) {
+    const wpp = 2 * this.dist * Math.tan(FOV_Y / 2) / Math.max(1, heightPx);
+    const v = [-dx * wpp, dy * wpp, 0];
+    const R = this.R;
+    for (let j = 0; j < 3; j++) this.target[j] += R[j] * v[0] + R[3 + j] * v[1] + R[6 + j] * v[2];
+  }
+  zoom(factor) {
+    this.dist = Math.min(1e5, Math.max(0.3, this.dist * factor));
+  }
+  /**
+   * Look at `center` with rotation `R0` from just far enough to see every point (x, y, z, pad) of
+   * `pts`. With (x, y, z) = R0 (p - center), a point is visible in the perspective frustum when
+   * |x| + pad <= tan(fovX / 2) * (dist - z - pad), and the same for y.
+   */
+  fit(center, pts, aspect, R0 = DEFAULT_VIEW) {
+    this.R = R0.slice();
+    this.target = center.slice();
+    const R = this.R;
+    const ty = Math.tan(FOV_Y / 2);
+    const tx = ty * aspect;
+    let dist = 1;
+    for (let k = 0; k < pts.length; k += 4) {
+      const px = pts[k] - center[0], py = pts[k + 1] - center[1], pz = pts[k + 2] - center[2];
+      const pad = pts[k + 3];
+      const x = Math.abs(R[0] * px + R[1] * py + R[2] * pz) + pad;
+      const y = Math.abs(R[3] * px + R[4] * py + R[5] * pz) + pad;
+      const z = R[6] * px + R[7] * py + R[8] * pz + pad;
+      if (!(Number.isFinite(x) && Number.isFinite(y) && Number.isFinite(z))) continue;
+      dist = Math.max(dist, z + x / tx, z + y / ty);
+    }
+    this.dist = dist * 1.06;
+  }
+  /** World point -> view space. */
+  toView(p) {
+    const R = this.R;
+    const x = p[0] - this.target[0];
+    const y = p[1] - this.target[1];
+    const z = p[2] - this.target[2];
+    return [
+      R[0] * x + R[1] * y + R[2] * z,
+      R[3] * x + R[4] * y + R[5] * z,
+      R[6] * x + R[7] * y + R[8] * z - this.dist
+    ];
+  }
+  /** Column-major 4x4 view matrix. */
+  viewMatrix() {
+    const R = this.R;
+    const T = this.target;
+    const tx = -(R[0] * T[0] + R[1] * T[1] + R[2] * T[2]);
+    const ty = -(R[3] * T[0] + R[4] * T[1] + R[5] * T[2]);
+    const tz = -(R[6] * T[0] + R[7] * T[1] + R[8] * T[2]) - this.dist;
+    return new Float32Array([
+      R[0],
+      R[3],
+      R[6],
+      0,
+      R[1],
+      R[4],
+      R[7],
+      0,
+      R[2],
+      R[5],
+      R[8],
+      0,
+      tx,
+      ty,
+      tz,
+      1
+    ]);
+  }
+  /** Eye position and the world direction of the ray through normalised device coords (x, y). */
+  ray(ndcX, ndcY, aspect) {
+    const R = this.R;
+    const th = Math.tan(FOV_Y / 2);
+    const dv = [ndcX * th * aspect, ndcY * th, -1];
+    const eyeV = [0, 0, this.dist];
+    const dir = [0, 0, 0];
+    const eye = this.target.slice();
+    for (let j = 0; j < 3; j++) {
+      dir[j] = R[j] * dv[0] + R[3 + j] * dv[1] + R[6 + j] * dv[2];
+      eye[j] += R[6 + j] * eyeV[2];
+    }
+    const l = Math.hypot(dir[0], dir[1], dir[2]);
+    return { eye, dir: [dir[0] / l, dir[1] / l, dir[2] / l] };
+  }
+};
+function orthonormalize(R) {
+  const a = [R[0], R[1], R[2]];
+  let la = Math.hypot(...a);
+  a[0] /= la;
+  a[1] /= la;
+  a[2] /= la;
+  const b = [R[3], R[4], R[5]];
+  const d = a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+  b[0] -= d * a[0];
+  b[1] -= d * a[1];
+  b[2] -= d * a[2];
+  la = Math.hypot(...b);
+  b[0] /= la;
+  b[1] /= la;
+  b[2] /= la;
+  const c = [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
+  return [a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2]];
+}
+function perspective(aspect, near, far) {
+  const f = 1 / Math.tan(FOV_Y / 2);
+  const nf = 1 / (near - far);
+  return new Float32Array([
+    f / aspect,
+    0,
+    0,
+    0,
+    0,
+    f,
+    0,
+    0,
+    0,
+    0,
+    (far + near) * nf,
+    -1,
+    0,
+    0,
+    2 * far * near * nf,
+    0
+  ]);
+}
 
-const HEADER = `#version 300 es
+// src/util.js
+var TAG = "[nnp_lab viewer]";
+var TEX_W = 2048;
+function asFloat32(v) {
+  if (v == null) return new Float32Array(0);
+  let buf;
+  let off = 0;
+  let len;
+  if (v instanceof ArrayBuffer) {
+    buf = v;
+    len = v.byteLength;
+  } else if (ArrayBuffer.isView(v)) {
+    buf = v.buffer;
+    off = v.byteOffset;
+    len = v.byteLength;
+  } else {
+    return new Float32Array(0);
+  }
+  const n = len >> 2;
+  if (off % 4 === 0) return new Float32Array(buf, off, n);
+  return new Float32Array(buf.slice(off, off + 4 * n));
+}
+function asUint8(v) {
+  if (v == null) return new Uint8Array(0);
+  if (v instanceof ArrayBuffer) return new Uint8Array(v);
+  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  return new Uint8Array(0);
+}
+function parseColor(s) {
+  const m = /^#?([0-9a-f]{6})$/i.exec(String(s || "").trim());
+  if (!m) return [1, 1, 1];
+  const x = parseInt(m[1], 16);
+  return [(x >> 16 & 255) / 255, (x >> 8 & 255) / 255, (x & 255) / 255];
+}
+function el(tag, cls, parent, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+// src/trajectory.js
+var FRAME_SYNC_MS = 250;
+function readTrajectory(view) {
+  const m = view.model;
+  view.mode = m.get("_mode") || "live";
+  view.nFrames = m.get("_traj_n_frames") | 0;
+  view.trajPos = asFloat32(m.get("_traj_positions"));
+  view.trajCells = asFloat32(m.get("_traj_cells"));
+  view.trajLabels = m.get("_traj_labels") || [];
+  if (view.mode !== "live" && (view.nFrames < 1 || view.trajPos.length < view.nFrames * view.n * 3)) {
+    view.mode = "live";
+  }
+  view.frame = Math.min(Math.max(m.get("frame_index") | 0, 0), Math.max(view.nFrames - 1, 0));
+  view.playing = view.mode !== "live" && !!m.get("playing");
+  view.dirty.pos = view.dirty.cell = view.dirty.ghosts = true;
+}
+function currentPositions(view) {
+  if (view.mode !== "live") {
+    const k = view.n * 3;
+    return view.trajPos.subarray(view.frame * k, (view.frame + 1) * k);
+  }
+  return view.livePos;
+}
+function currentCell(view) {
+  if (view.mode !== "live" && view.trajCells.length >= 9 * (view.frame + 1)) {
+    return view.trajCells.subarray(9 * view.frame, 9 * view.frame + 9);
+  }
+  return view.liveCell;
+}
+function currentLabel(view) {
+  if (view.mode !== "live") {
+    const l = view.trajLabels[view.frame];
+    return l != null ? String(l) : `frame ${view.frame}`;
+  }
+  return String(view.model.get("label") || "");
+}
+function syncPlayerUi(view) {
+  const show = view.mode !== "live";
+  view.player.style.display = show ? "flex" : "none";
+  if (!show) return;
+  view.slider.max = String(Math.max(view.nFrames - 1, 0));
+  view.slider.value = String(view.frame);
+  view.frameText.textContent = `${view.frame} / ${Math.max(view.nFrames - 1, 0)}`;
+  view.playBtn.textContent = view.playing ? "\u23F8" : "\u25B6";
+  const fps = Number(view.model.get("play_fps")) || 10;
+  let best = view.speed.options[0];
+  for (const o of view.speed.options) {
+    if (Math.abs(Number(o.value) - fps) < Math.abs(Number(best.value) - fps)) best = o;
+  }
+  view.speed.value = best.value;
+  view.overlayLabel.style.display = view.mode === "band" ? "" : "none";
+  view.overlayBox.checked = !!view.model.get("overlay");
+  view.root.dataset.frameIndex = String(view.frame);
+}
+function setFrame(view, f, fromUi) {
+  if (view.mode === "live") return;
+  f = Math.min(Math.max(f | 0, 0), view.nFrames - 1);
+  if (f === view.frame && !fromUi) return;
+  view.frame = f;
+  view.dirty.pos = view.dirty.cell = true;
+  syncPlayerUi(view);
+  if (fromUi) syncFrameIndex(view, true);
+  view.schedule();
+}
+function syncFrameIndex(view, force) {
+  const now = performance.now();
+  if (!force && now - view.lastFrameSync < FRAME_SYNC_MS) return;
+  view.lastFrameSync = now;
+  if ((view.model.get("frame_index") | 0) !== view.frame) {
+    view.model.set("frame_index", view.frame);
+    view.model.save_changes();
+  }
+}
+function setPlaying(view, on, fromUi) {
+  on = on && view.mode !== "live" && view.nFrames > 1;
+  if (on === view.playing && !fromUi) return;
+  view.playing = on;
+  view.lastStep = performance.now();
+  if (fromUi && !!view.model.get("playing") !== on) {
+    view.model.set("playing", on);
+    view.model.save_changes();
+  }
+  if (!on) syncFrameIndex(view, true);
+  syncPlayerUi(view);
+  view.schedule();
+}
+function stepPlayer(view, now) {
+  const fps = Math.max(0.1, Number(view.model.get("play_fps")) || 10);
+  const dt = 1e3 / fps;
+  if (now - view.lastStep < dt) return false;
+  const steps = Math.min(Math.floor((now - view.lastStep) / dt), view.nFrames);
+  if (steps < 1) return false;
+  view.lastStep += steps * dt;
+  if (now - view.lastStep > dt) view.lastStep = now;
+  let f = view.frame;
+  for (let s = 0; s < steps; s++) {
+    if (view.mode === "band") {
+      if (f + view.bounce < 0 || f + view.bounce >= view.nFrames) view.bounce = -view.bounce;
+      f += view.bounce;
+    } else {
+      f = (f + 1) % view.nFrames;
+    }
+  }
+  const changed = f !== view.frame;
+  view.frame = f;
+  view.dirty.pos = view.dirty.cell = true;
+  syncPlayerUi(view);
+  syncFrameIndex(view, false);
+  return changed;
+}
+
+// src/interaction.js
+function bindInput(view) {
+  const c = view.canvas;
+  let drag = null;
+  c.addEventListener("pointerdown", (e) => {
+    c.setPointerCapture(e.pointerId);
+    drag = {
+      x: e.clientX,
+      y: e.clientY,
+      x0: e.clientX,
+      y0: e.clientY,
+      button: e.button,
+      pan: e.button === 2 || e.button === 1 || e.shiftKey,
+      moved: false
+    };
+    view.dragging = true;
+    c.classList.add("nnpv-dragging");
+  });
+  c.addEventListener("pointermove", (e) => {
+    if (!drag) return;
+    const dx = e.clientX - drag.x;
+    const dy = e.clientY - drag.y;
+    drag.x = e.clientX;
+    drag.y = e.clientY;
+    if (!drag.moved && Math.hypot(e.clientX - drag.x0, e.clientY - drag.y0) > 4) drag.moved = true;
+    if (!drag.moved) return;
+    if (drag.pan) view.camera.pan(dx, dy, c.clientHeight);
+    else view.camera.orbit(dx, dy);
+    view.schedule();
+  });
+  const end = (e) => {
+    if (!drag) return;
+    const d = drag;
+    drag = null;
+    view.dragging = false;
+    c.classList.remove("nnpv-dragging");
+    view.schedule();
+    if (e.type === "pointerup" && !d.moved && d.button === 0) pickAt(view, e.clientX, e.clientY, e.shiftKey);
+  };
+  c.addEventListener("pointerup", end);
+  c.addEventListener("pointercancel", end);
+  c.addEventListener("contextmenu", (e) => e.preventDefault());
+  c.addEventListener(
+    "wheel",
+    (e) => {
+      e.preventDefault();
+      const unit = e.deltaMode === 1 ? 16 : e.deltaMode === 2 ? 400 : 1;
+      view.camera.zoom(Math.exp(Math.max(-200, Math.min(200, e.deltaY * unit)) * 15e-4));
+      view.schedule();
+    },
+    { passive: false }
+  );
+  view.resizeObserver = new ResizeObserver(() => view.schedule());
+  view.resizeObserver.observe(view.stage);
+}
+function atomAt(view, clientX, clientY) {
+  const rect = view.canvas.getBoundingClientRect();
+  if (!(rect.width > 0 && rect.height > 0) || view.n === 0) return -1;
+  const ndcX = (clientX - rect.left) / rect.width * 2 - 1;
+  const ndcY = 1 - (clientY - rect.top) / rect.height * 2;
+  const { eye, dir } = view.camera.ray(ndcX, ndcY, rect.width / rect.height);
+  const pos = currentPositions(view);
+  let best = -1;
+  let bestT = Infinity;
+  for (let i = 0; i < view.n; i++) {
+    const ox = pos[3 * i] - eye[0], oy = pos[3 * i + 1] - eye[1], oz = pos[3 * i + 2] - eye[2];
+    const b = ox * dir[0] + oy * dir[1] + oz * dir[2];
+    if (b <= 0) continue;
+    const r = view.radius[i];
+    const h = b * b - (ox * ox + oy * oy + oz * oz) + r * r;
+    if (h < 0) continue;
+    const t = b - Math.sqrt(h);
+    if (t < bestT) {
+      bestT = t;
+      best = i;
+    }
+  }
+  return best;
+}
+function pickAt(view, clientX, clientY, additive) {
+  const i = atomAt(view, clientX, clientY);
+  let sel = view.selected.slice();
+  if (i < 0) {
+    if (!additive) sel = [];
+  } else if (additive) {
+    const k = sel.indexOf(i);
+    if (k >= 0) sel.splice(k, 1);
+    else sel.push(i);
+  } else {
+    sel = [i];
+  }
+  view.lastPicked = i;
+  view.selected = sel;
+  view.dirty.flags = true;
+  updatePickText(view);
+  view.model.set("selected", sel);
+  view.model.save_changes();
+  view.schedule();
+}
+function readSelection(view) {
+  const sel = view.model.get("selected") || [];
+  view.selected = sel.filter((i) => Number.isInteger(i) && i >= 0 && i < view.n);
+  view.dirty.flags = true;
+  updatePickText(view);
+}
+function updatePickText(view) {
+  const sel = view.selected;
+  if (!sel.length) {
+    view.pickEl.textContent = "";
+    view.root.dataset.picked = "";
+    return;
+  }
+  const last = sel.includes(view.lastPicked) ? view.lastPicked : sel[sel.length - 1];
+  const p = currentPositions(view);
+  let txt = `#${last} ${view.symbols[last] || "?"}`;
+  if (p.length >= 3 * (last + 1)) {
+    txt += `  (${p[3 * last].toFixed(3)}, ${p[3 * last + 1].toFixed(3)}, ${p[3 * last + 2].toFixed(3)}) \xC5`;
+  }
+  if (sel.length > 1) txt += `   [${sel.length} selected]`;
+  view.pickEl.textContent = txt;
+  view.root.dataset.picked = String(last);
+}
+function projectAtom(view, i) {
+  const rect = view.canvas.getBoundingClientRect();
+  const p = currentPositions(view);
+  if (!(i >= 0 && i < view.n)) return null;
+  const v = view.camera.toView([p[3 * i], p[3 * i + 1], p[3 * i + 2]]);
+  const f = 1 / Math.tan(FOV_Y / 2);
+  const aspect = rect.width / rect.height;
+  const x = f / aspect * v[0] / -v[2];
+  const y = f * v[1] / -v[2];
+  return { x: rect.left + (x + 1) / 2 * rect.width, y: rect.top + (1 - y) / 2 * rect.height };
+}
+
+// src/controls.js
+function buildDom(view) {
+  const root = el("div", "nnpv-root", view.host);
+  view.root = root;
+  root.dataset.framesDrawn = "0";
+  view.stage = el("div", "nnpv-stage", root);
+  view.stage.style.height = `${view.model.get("height") || 480}px`;
+  view.canvas = el("canvas", "nnpv-canvas", view.stage);
+  view.canvas.setAttribute("tabindex", "0");
+  view.labelEl = el("div", "nnpv-label", view.stage);
+  view.pickEl = el("div", "nnpv-pick", view.stage);
+  view.errorEl = el("div", "nnpv-error", view.stage);
+  const tools = el("div", "nnpv-tools", view.stage);
+  const reset = el("button", "nnpv-btn nnpv-reset", tools, "\u27F2");
+  reset.title = "Reset view";
+  reset.addEventListener("click", () => view.resetView());
+  const png = el("button", "nnpv-btn nnpv-png", tools, "PNG");
+  png.title = "Download a PNG of the view";
+  png.addEventListener("click", () => view.downloadPng());
+  view.axes = buildAxes(view.stage);
+  const player = el("div", "nnpv-player", root);
+  view.player = player;
+  view.playBtn = el("button", "nnpv-btn nnpv-play", player, "\u25B6");
+  view.playBtn.title = "Play / pause";
+  view.playBtn.addEventListener("click", () => setPlaying(view, !view.playing, true));
+  view.slider = el("input", "nnpv-slider", player);
+  view.slider.type = "range";
+  view.slider.min = "0";
+  view.slider.step = "1";
+  view.slider.addEventListener("input", () => {
+    const f = Number(view.slider.value);
+    if (view.playing) setPlaying(view, false, true);
+    setFrame(view, f, true);
+  });
+  view.frameText = el("span", "nnpv-frame", player, "");
+  const speedLabel = el("label", "nnpv-speed", player, "fps ");
+  view.speed = el("select", "nnpv-speed-select", speedLabel);
+  for (const f of [1, 2, 5, 10, 20, 30, 60]) {
+    const o = el("option", null, view.speed, String(f));
+    o.value = String(f);
+  }
+  view.speed.addEventListener("change", () => {
+    view.model.set("play_fps", Number(view.speed.value));
+    view.model.save_changes();
+  });
+  const ov = el("label", "nnpv-overlay", player);
+  view.overlayBox = el("input", null, ov);
+  view.overlayBox.type = "checkbox";
+  el("span", null, ov, " overlay all images");
+  view.overlayLabel = ov;
+  view.overlayBox.addEventListener("change", () => {
+    view.model.set("overlay", view.overlayBox.checked);
+    view.model.save_changes();
+    view.dirty.ghosts = true;
+    view.schedule();
+  });
+  root.nnpViewer = {
+    project: (i) => projectAtom(view, i),
+    stats: () => ({
+      framesDrawn: view.framesDrawn,
+      nAtoms: view.n,
+      nBonds: view.renderer ? view.renderer.nPairs : 0,
+      frame: view.frame,
+      mode: view.mode,
+      // Cumulative main-thread milliseconds: all of drawNow, and the bond search within it.
+      cpuMs: view.perf.cpu,
+      bondMs: view.perf.bonds,
+      bondSearches: view.perf.searches,
+      renderScale: view.dynScale,
+      frameSeq: view.model.get("frame_seq") | 0,
+      motionLod: view.motionLod
+    })
+  };
+}
+function buildAxes(parent) {
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("class", "nnpv-axes");
+  svg.setAttribute("width", "56");
+  svg.setAttribute("height", "56");
+  svg.setAttribute("viewBox", "-28 -28 56 56");
+  parent.appendChild(svg);
+  const colors = ["#d62728", "#2ca02c", "#1f77b4"];
+  const items = ["x", "y", "z"].map((name, k) => {
+    const line = document.createElementNS(NS, "line");
+    line.setAttribute("x1", "0");
+    line.setAttribute("y1", "0");
+    line.setAttribute("stroke", colors[k]);
+    line.setAttribute("stroke-width", "2");
+    svg.appendChild(line);
+    const text = document.createElementNS(NS, "text");
+    text.textContent = name;
+    text.setAttribute("fill", colors[k]);
+    text.setAttribute("font-size", "10");
+    text.setAttribute("text-anchor", "middle");
+    text.setAttribute("dominant-baseline", "central");
+    svg.appendChild(text);
+    return { line, text };
+  });
+  return items;
+}
+function updateAxes(view) {
+  const R = view.camera.R;
+  for (let k = 0; k < 3; k++) {
+    const x = R[k] * 17;
+    const y = -R[3 + k] * 17;
+    const { line, text } = view.axes[k];
+    line.setAttribute("x2", x.toFixed(1));
+    line.setAttribute("y2", y.toFixed(1));
+    text.setAttribute("x", (x * 1.38).toFixed(1));
+    text.setAttribute("y", (y * 1.38).toFixed(1));
+  }
+}
+function showError(view, msg) {
+  view.errorEl.textContent = msg;
+  view.errorEl.style.display = "block";
+}
+
+// src/shaders.js
+var SHAFT_RADIUS = 0.055;
+var HEAD_RADIUS = 0.14;
+var HEADER = `#version 300 es
 precision highp float;
 precision highp int;
 precision highp sampler2D;
@@ -55,8 +699,7 @@ ivec2 texel(int k) { return ivec2(k & 2047, k >> 11); }
 // vertex 4q + c is corner c of quad q, and a shared index buffer makes two triangles of it.
 vec2 quadCorner(int vid) { return vec2((vid & 1) == 1 ? 1.0 : -1.0, (vid & 2) == 2 ? 1.0 : -1.0); }
 `;
-
-const SHADE = `
+var SHADE = `
 vec3 shade(vec3 base, vec3 n, vec3 v) {
   vec3 L = normalize(vec3(0.35, 0.55, 1.0));
   float diff = max(dot(n, L), 0.0);
@@ -68,8 +711,7 @@ vec3 shade(vec3 base, vec3 n, vec3 v) {
   return c * (1.0 - 0.30 * rim * rim * rim);
 }
 `;
-
-const SPHERE_VS = `${HEADER}
+var SPHERE_VS = `${HEADER}
 uniform sampler2D uPos;
 uniform sampler2D uStyle;
 uniform sampler2D uFlags;
@@ -108,8 +750,7 @@ void main() {
   gl_Position = uProj * vec4(p, 1.0);
 }
 `;
-
-const SPHERE_FS = `${HEADER}
+var SPHERE_FS = `${HEADER}
 in vec3 vPos;
 flat in vec3 vCenter;
 flat in float vRadius;
@@ -138,8 +779,7 @@ void main() {
   outColor = vec4(col, uAlpha);
 }
 `;
-
-const FRUSTUM_VS = `${HEADER}
+var FRUSTUM_VS = `${HEADER}
 uniform sampler2D uPos;
 uniform sampler2D uStyle;
 uniform sampler2D uForce;
@@ -203,8 +843,7 @@ void main() {
   gl_Position = uProj * vec4(p, 1.0);
 }
 `;
-
-const FRUSTUM_FS = `${HEADER}
+var FRUSTUM_FS = `${HEADER}
 in vec3 vPos;
 flat in vec3 vA;
 flat in vec3 vU;
@@ -264,13 +903,7 @@ void main() {
   outColor = vec4(shade(col, n, -D), uAlpha);
 }
 `;
-
-// Bonds: flat camera-facing quads between the two atoms' sphere surfaces, shaded as cylinders. No
-// discard and no gl_FragDepth, so the depth test rejects hidden bond pixels before shading (most
-// of them, inside and behind the spheres drawn first). The quad lies in the plane through the
-// bond axis facing the viewer, so its depth is the axis depth: at most one bond radius behind
-// the true surface.
-const BOND_VS = `${HEADER}
+var BOND_VS = `${HEADER}
 uniform highp usampler2D uPairs;
 uniform sampler2D uPos;
 uniform sampler2D uStyle;
@@ -322,8 +955,7 @@ void main() {
   gl_Position = uProj * vec4(p, 1.0);
 }
 `;
-
-const BOND_FS = `${HEADER}
+var BOND_FS = `${HEADER}
 in float vAcross;
 in float vAlong;
 flat in vec3 vSide;
@@ -338,339 +970,22 @@ void main() {
   outColor = vec4(shade(vAlong < 0.5 ? vColA : vColB, n, vFront), 1.0);
 }
 `;
-
-const LINE_VS = `${HEADER}
+var LINE_VS = `${HEADER}
 layout(location = 0) in vec3 aPos;
 uniform mat4 uView;
 uniform mat4 uProj;
 void main() { gl_Position = uProj * uView * vec4(aPos, 1.0); }
 `;
-
-const LINE_FS = `${HEADER}
+var LINE_FS = `${HEADER}
 uniform vec4 uColor;
 out vec4 outColor;
 void main() { outColor = uColor; }
 `;
 
-// ------------------------------------------------------------------------------------------
-// Small helpers
-// ------------------------------------------------------------------------------------------
-
-/** View a DataView / ArrayBuffer / typed array from the model as a Float32Array (no copy when aligned). */
-function asFloat32(v) {
-  if (v == null) return new Float32Array(0);
-  let buf;
-  let off = 0;
-  let len;
-  if (v instanceof ArrayBuffer) {
-    buf = v;
-    len = v.byteLength;
-  } else if (ArrayBuffer.isView(v)) {
-    buf = v.buffer;
-    off = v.byteOffset;
-    len = v.byteLength;
-  } else {
-    return new Float32Array(0);
-  }
-  const n = len >> 2;
-  if (off % 4 === 0) return new Float32Array(buf, off, n);
-  return new Float32Array(buf.slice(off, off + 4 * n));
-}
-
-function asUint8(v) {
-  if (v == null) return new Uint8Array(0);
-  if (v instanceof ArrayBuffer) return new Uint8Array(v);
-  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-  return new Uint8Array(0);
-}
-
-function parseColor(s) {
-  const m = /^#?([0-9a-f]{6})$/i.exec(String(s || "").trim());
-  if (!m) return [1, 1, 1];
-  const x = parseInt(m[1], 16);
-  return [((x >> 16) & 255) / 255, ((x >> 8) & 255) / 255, (x & 255) / 255];
-}
-
-function el(tag, cls, parent, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
-
-/**
- * Default view (and "reset view"): the z axis points up the screen, tilted 30 degrees towards
- * the viewer, after a 25 degree turn about z — slabs show their layers and adsorbates, and
- * molecules and crystals look three-dimensional. R = Rx(-60 deg) Rz(-25 deg), world -> view.
- */
-const DEFAULT_VIEW = (() => {
-  const a = (-25 * Math.PI) / 180;
-  const b = (-60 * Math.PI) / 180;
-  const ca = Math.cos(a), sa = Math.sin(a), cb = Math.cos(b), sb = Math.sin(b);
-  // Rx(b) * Rz(a), row-major
-  return [ca, -sa, 0, cb * sa, cb * ca, -sb, sb * sa, sb * ca, cb];
-})();
-
-// ------------------------------------------------------------------------------------------
-// Camera: rotation R (world -> view, row-major 3x3), orbit target, distance
-// ------------------------------------------------------------------------------------------
-
-class Camera {
-  constructor() {
-    this.R = [1, 0, 0, 0, 1, 0, 0, 0, 1];
-    this.target = [0, 0, 0];
-    this.dist = 20;
-  }
-
-  rotate(axis, angle) {
-    const [x, y, z] = axis;
-    const c = Math.cos(angle);
-    const s = Math.sin(angle);
-    const t = 1 - c;
-    const Q = [
-      t * x * x + c, t * x * y - s * z, t * x * z + s * y,
-      t * x * y + s * z, t * y * y + c, t * y * z - s * x,
-      t * x * z - s * y, t * y * z + s * x, t * z * z + c,
-    ];
-    const R = this.R;
-    const out = new Array(9);
-    for (let i = 0; i < 3; i++) {
-      for (let j = 0; j < 3; j++) {
-        out[3 * i + j] = Q[3 * i] * R[j] + Q[3 * i + 1] * R[3 + j] + Q[3 * i + 2] * R[6 + j];
-      }
-    }
-    this.R = orthonormalize(out);
-  }
-
-  orbit(dx, dy) {
-    if (dx) this.rotate([0, 1, 0], dx * 0.008);
-    if (dy) this.rotate([1, 0, 0], dy * 0.008);
-  }
-
-  pan(dx, dy, heightPx) {
-    const wpp = (2 * this.dist * Math.tan(FOV_Y / 2)) / Math.max(1, heightPx);
-    const v = [-dx * wpp, dy * wpp, 0];
-    const R = this.R;
-    for (let j = 0; j < 3; j++) this.target[j] += R[j] * v[0] + R[3 + j] * v[1] + R[6 + j] * v[2];
-  }
-
-  zoom(factor) {
-    this.dist = Math.min(1e5, Math.max(0.3, this.dist * factor));
-  }
-
-  /**
-   * Look at `center` with rotation `R0` from just far enough to see every point (x, y, z, pad) of
-   * `pts`. With (x, y, z) = R0 (p - center), a point is visible in the perspective frustum when
-   * |x| + pad <= tan(fovX / 2) * (dist - z - pad), and the same for y.
-   */
-  fit(center, pts, aspect, R0 = DEFAULT_VIEW) {
-    this.R = R0.slice();
-    this.target = center.slice();
-    const R = this.R;
-    const ty = Math.tan(FOV_Y / 2);
-    const tx = ty * aspect;
-    let dist = 1;
-    for (let k = 0; k < pts.length; k += 4) {
-      const px = pts[k] - center[0], py = pts[k + 1] - center[1], pz = pts[k + 2] - center[2];
-      const pad = pts[k + 3];
-      const x = Math.abs(R[0] * px + R[1] * py + R[2] * pz) + pad;
-      const y = Math.abs(R[3] * px + R[4] * py + R[5] * pz) + pad;
-      const z = R[6] * px + R[7] * py + R[8] * pz + pad;
-      if (!(Number.isFinite(x) && Number.isFinite(y) && Number.isFinite(z))) continue;
-      dist = Math.max(dist, z + x / tx, z + y / ty);
-    }
-    this.dist = dist * 1.06;
-  }
-
-  /** World point -> view space. */
-  toView(p) {
-    const R = this.R;
-    const x = p[0] - this.target[0];
-    const y = p[1] - this.target[1];
-    const z = p[2] - this.target[2];
-    return [
-      R[0] * x + R[1] * y + R[2] * z,
-      R[3] * x + R[4] * y + R[5] * z,
-      R[6] * x + R[7] * y + R[8] * z - this.dist,
-    ];
-  }
-
-  /** Column-major 4x4 view matrix. */
-  viewMatrix() {
-    const R = this.R;
-    const T = this.target;
-    const tx = -(R[0] * T[0] + R[1] * T[1] + R[2] * T[2]);
-    const ty = -(R[3] * T[0] + R[4] * T[1] + R[5] * T[2]);
-    const tz = -(R[6] * T[0] + R[7] * T[1] + R[8] * T[2]) - this.dist;
-    return new Float32Array([
-      R[0], R[3], R[6], 0,
-      R[1], R[4], R[7], 0,
-      R[2], R[5], R[8], 0,
-      tx, ty, tz, 1,
-    ]);
-  }
-
-  /** Eye position and the world direction of the ray through normalised device coords (x, y). */
-  ray(ndcX, ndcY, aspect) {
-    const R = this.R;
-    const th = Math.tan(FOV_Y / 2);
-    const dv = [ndcX * th * aspect, ndcY * th, -1];
-    const eyeV = [0, 0, this.dist];
-    const dir = [0, 0, 0];
-    const eye = this.target.slice();
-    for (let j = 0; j < 3; j++) {
-      dir[j] = R[j] * dv[0] + R[3 + j] * dv[1] + R[6 + j] * dv[2];
-      eye[j] += R[6 + j] * eyeV[2];
-    }
-    const l = Math.hypot(dir[0], dir[1], dir[2]);
-    return { eye, dir: [dir[0] / l, dir[1] / l, dir[2] / l] };
-  }
-}
-
-function orthonormalize(R) {
-  const a = [R[0], R[1], R[2]];
-  let la = Math.hypot(...a);
-  a[0] /= la; a[1] /= la; a[2] /= la;
-  const b = [R[3], R[4], R[5]];
-  const d = a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-  b[0] -= d * a[0]; b[1] -= d * a[1]; b[2] -= d * a[2];
-  la = Math.hypot(...b);
-  b[0] /= la; b[1] /= la; b[2] /= la;
-  const c = [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
-  return [a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2]];
-}
-
-function perspective(aspect, near, far) {
-  const f = 1 / Math.tan(FOV_Y / 2);
-  const nf = 1 / (near - far);
-  return new Float32Array([
-    f / aspect, 0, 0, 0,
-    0, f, 0, 0,
-    0, 0, (far + near) * nf, -1,
-    0, 0, 2 * far * near * nf, 0,
-  ]);
-}
-
-// ------------------------------------------------------------------------------------------
-// Bonds: covalent-radius criterion on a uniform grid (cell list), O(N)
-// ------------------------------------------------------------------------------------------
-
-class BondFinder {
-  constructor() {
-    this.pairs = new Uint32Array(1024);
-    this.counts = new Int32Array(0);
-    this.order = new Int32Array(0);
-    this.cellOf = new Int32Array(0);
-  }
-
-  /**
-   * Find pairs i < j with 0.05 Å < |r_i - r_j| < rcov_i + rcov_j + tol (tol in Å, like Jmol).
-   * Returns the number of pairs; they are in this.pairs[0 .. 2 * count).
-   */
-  find(pos, n, rcov, tol) {
-    if (n < 2 || !(tol >= 0)) return 0;
-    let maxR = 0;
-    for (let i = 0; i < n; i++) if (rcov[i] > maxR) maxR = rcov[i];
-    const cutMax = 2 * maxR + tol;
-    if (!(cutMax > 0)) return 0;
-    let x0 = Infinity, y0 = Infinity, z0 = Infinity, x1 = -Infinity, y1 = -Infinity, z1 = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const x = pos[3 * i], y = pos[3 * i + 1], z = pos[3 * i + 2];
-      if (!(Number.isFinite(x) && Number.isFinite(y) && Number.isFinite(z))) continue;
-      if (x < x0) x0 = x; if (x > x1) x1 = x;
-      if (y < y0) y0 = y; if (y > y1) y1 = y;
-      if (z < z0) z0 = z; if (z > z1) z1 = z;
-    }
-    if (!(x1 >= x0)) return 0;
-    let h = cutMax;
-    let nx, ny, nz;
-    for (;;) {
-      nx = Math.floor((x1 - x0) / h) + 1;
-      ny = Math.floor((y1 - y0) / h) + 1;
-      nz = Math.floor((z1 - z0) / h) + 1;
-      if (nx * ny * nz <= 4 * n + 64) break;
-      h *= 1.5; // very sparse system: coarser grid keeps memory O(N)
-    }
-    const ncell = nx * ny * nz;
-    if (this.counts.length < ncell + 1) this.counts = new Int32Array(ncell + 1);
-    if (this.order.length < n) {
-      this.order = new Int32Array(n);
-      this.cellOf = new Int32Array(n);
-    }
-    const counts = this.counts;
-    const order = this.order;
-    const cellOf = this.cellOf;
-    counts.fill(0, 0, ncell + 1);
-    const inv = 1 / h;
-    for (let i = 0; i < n; i++) {
-      const x = pos[3 * i], y = pos[3 * i + 1], z = pos[3 * i + 2];
-      if (!(Number.isFinite(x) && Number.isFinite(y) && Number.isFinite(z))) {
-        cellOf[i] = -1;
-        continue;
-      }
-      const c = Math.floor((x - x0) * inv) + nx * (Math.floor((y - y0) * inv) + ny * Math.floor((z - z0) * inv));
-      cellOf[i] = c;
-      counts[c + 1]++;
-    }
-    for (let c = 0; c < ncell; c++) counts[c + 1] += counts[c];
-    // counts[c] is now the start of cell c; fill `order` using a running cursor, then restore.
-    for (let i = 0; i < n; i++) {
-      const c = cellOf[i];
-      if (c >= 0) order[counts[c]++] = i;
-    }
-    for (let c = ncell; c > 0; c--) counts[c] = counts[c - 1];
-    counts[0] = 0;
-
-    let pairs = this.pairs;
-    let np = 0;
-    for (let i = 0; i < n; i++) {
-      const c = cellOf[i];
-      if (c < 0) continue;
-      const ix = c % nx;
-      const iy = Math.floor(c / nx) % ny;
-      const iz = Math.floor(c / (nx * ny));
-      const xi = pos[3 * i], yi = pos[3 * i + 1], zi = pos[3 * i + 2];
-      const ri = rcov[i];
-      for (let dz = -1; dz <= 1; dz++) {
-        const kz = iz + dz;
-        if (kz < 0 || kz >= nz) continue;
-        for (let dy = -1; dy <= 1; dy++) {
-          const ky = iy + dy;
-          if (ky < 0 || ky >= ny) continue;
-          for (let dx = -1; dx <= 1; dx++) {
-            const kx = ix + dx;
-            if (kx < 0 || kx >= nx) continue;
-            const cc = kx + nx * (ky + ny * kz);
-            for (let q = counts[cc], qe = counts[cc + 1]; q < qe; q++) {
-              const j = order[q];
-              if (j <= i) continue;
-              const ddx = pos[3 * j] - xi, ddy = pos[3 * j + 1] - yi, ddz = pos[3 * j + 2] - zi;
-              const d2 = ddx * ddx + ddy * ddy + ddz * ddz;
-              const cut = ri + rcov[j] + tol;
-              if (d2 < cut * cut && d2 > 0.0025) {
-                if (2 * np + 2 > pairs.length) {
-                  const bigger = new Uint32Array(pairs.length * 2);
-                  bigger.set(pairs);
-                  pairs = this.pairs = bigger;
-                }
-                pairs[2 * np] = i;
-                pairs[2 * np + 1] = j;
-                np++;
-              }
-            }
-          }
-        }
-      }
-    }
-    return np;
-  }
-}
-
-// ------------------------------------------------------------------------------------------
-// Renderer: GL resources and the draw calls
-// ------------------------------------------------------------------------------------------
-
+// src/renderer.js
+var BOND_RADIUS = 0.11;
+var ARROW_COLOR = [0.95, 0.35, 0.05];
+var GHOST_ALPHA = 0.28;
 function compile(gl, type, src) {
   const sh = gl.createShader(type);
   gl.shaderSource(sh, src);
@@ -682,7 +997,6 @@ function compile(gl, type, src) {
   }
   return sh;
 }
-
 function program(gl, vs, fs) {
   const p = gl.createProgram();
   gl.attachShader(p, compile(gl, gl.VERTEX_SHADER, vs));
@@ -699,8 +1013,7 @@ function program(gl, vs, fs) {
   }
   return { p, u: uniforms };
 }
-
-class DataTexture {
+var DataTexture = class {
   /** A TEX_W-wide texture holding one texel per atom. */
   constructor(gl, internal, format, type, channels, ArrayType) {
     this.gl = gl;
@@ -719,7 +1032,6 @@ class DataTexture {
     gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
     this.upload(new ArrayType(channels), 1);
   }
-
   /** Upload `count` texels from `data` (count * channels values). */
   upload(data, count) {
     const gl = this.gl;
@@ -737,13 +1049,11 @@ class DataTexture {
       this.rows = rows;
     }
   }
-
   dispose() {
     this.gl.deleteTexture(this.tex);
   }
-}
-
-class Renderer {
+};
+var Renderer = class {
   constructor(canvas) {
     this.canvas = canvas;
     const gl = canvas.getContext("webgl2", {
@@ -752,7 +1062,7 @@ class Renderer {
       depth: true,
       premultipliedAlpha: false,
       preserveDrawingBuffer: false,
-      powerPreference: "high-performance",
+      powerPreference: "high-performance"
     });
     if (!gl) throw new Error("WebGL2 is not available in this browser");
     this.gl = gl;
@@ -761,16 +1071,12 @@ class Renderer {
     this.frustum = program(gl, FRUSTUM_VS, FRUSTUM_FS);
     this.bond = program(gl, BOND_VS, BOND_FS);
     this.line = program(gl, LINE_VS, LINE_FS);
-
     this.lineBuf = gl.createBuffer();
     this.indexBuf = gl.createBuffer();
     this.indexQuads = 0;
-
-    // Quads: no vertex attributes, just the shared index buffer (see quadCorner in HEADER).
     this.quadVAO = gl.createVertexArray();
     gl.bindVertexArray(this.quadVAO);
     gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, this.indexBuf);
-
     this.lineVAO = gl.createVertexArray();
     gl.bindVertexArray(this.lineVAO);
     gl.bindBuffer(gl.ARRAY_BUFFER, this.lineBuf);
@@ -778,7 +1084,6 @@ class Renderer {
     gl.enableVertexAttribArray(0);
     gl.vertexAttribPointer(0, 3, gl.FLOAT, false, 0, 0);
     gl.bindVertexArray(null);
-
     this.posTex = new DataTexture(gl, gl.RGB32F, gl.RGB, gl.FLOAT, 3, Float32Array);
     this.styleTex = new DataTexture(gl, gl.RGBA32F, gl.RGBA, gl.FLOAT, 4, Float32Array);
     this.flagTex = new DataTexture(gl, gl.R8, gl.RED, gl.UNSIGNED_BYTE, 1, Uint8Array);
@@ -788,7 +1093,6 @@ class Renderer {
     this.nPairs = 0;
     this.nLines = 0;
   }
-
   /** Draw `count` quads (two triangles each) with the bound program. */
   drawQuads(count) {
     const gl = this.gl;
@@ -812,12 +1116,10 @@ class Renderer {
     gl.bindVertexArray(this.quadVAO);
     gl.drawElements(gl.TRIANGLES, 6 * count, gl.UNSIGNED_INT, 0);
   }
-
   setPairs(pairs, count) {
     this.pairTex.upload(pairs, count);
     this.nPairs = count;
   }
-
   setCellLines(cell) {
     const gl = this.gl;
     const a = [cell[0], cell[1], cell[2]];
@@ -832,20 +1134,41 @@ class Renderer {
     const o = [0, 0, 0];
     const ab = add(a, b), ac = add(a, c), bc = add(b, c), abc = add(ab, c);
     const edges = [
-      o, a, o, b, o, c, a, ab, a, ac, b, ab, b, bc, c, ac, c, bc, ab, abc, ac, abc, bc, abc,
+      o,
+      a,
+      o,
+      b,
+      o,
+      c,
+      a,
+      ab,
+      a,
+      ac,
+      b,
+      ab,
+      b,
+      bc,
+      c,
+      ac,
+      c,
+      bc,
+      ab,
+      abc,
+      ac,
+      abc,
+      bc,
+      abc
     ];
     const data = new Float32Array(edges.flat());
     gl.bindBuffer(gl.ARRAY_BUFFER, this.lineBuf);
     gl.bufferSubData(gl.ARRAY_BUFFER, 0, data);
     this.nLines = 24;
   }
-
   bindTex(unit, tex) {
     const gl = this.gl;
     gl.activeTexture(gl.TEXTURE0 + unit);
     gl.bindTexture(gl.TEXTURE_2D, tex.tex);
   }
-
   /**
    * Draw one frame. `s` holds: width, height, bg, view, proj, n, drawBonds, drawForces,
    * forceScale, drawCell, ghostCount (atoms * images in the overlay, 0 = none).
@@ -860,7 +1183,6 @@ class Renderer {
     gl.depthMask(true);
     gl.disable(gl.BLEND);
     gl.clear(gl.COLOR_BUFFER_BIT | gl.DEPTH_BUFFER_BIT);
-
     if (s.drawCell && this.nLines > 0) {
       const L = this.line;
       gl.useProgram(L.p);
@@ -872,14 +1194,12 @@ class Renderer {
       gl.bindVertexArray(this.lineVAO);
       gl.drawArrays(gl.LINES, 0, this.nLines);
     }
-
     if (s.n > 0) {
       this.bindTex(0, this.posTex);
       this.bindTex(1, this.styleTex);
       this.bindTex(2, this.flagTex);
       this.bindTex(3, this.forceTex);
       this.bindTex(4, this.pairTex);
-
       const S = this.sphere;
       gl.useProgram(S.p);
       gl.uniform1i(S.u.uPos, 0);
@@ -891,7 +1211,6 @@ class Renderer {
       gl.uniform1f(S.u.uAlpha, 1);
       gl.uniform1f(S.u.uSelectOn, 1);
       this.drawQuads(s.n);
-
       if (s.drawBonds && this.nPairs > 0) {
         const B = this.bond;
         gl.useProgram(B.p);
@@ -919,9 +1238,7 @@ class Renderer {
         gl.uniform1i(F.u.uMode, 2);
         this.drawQuads(s.n);
       }
-
       if (s.ghostCount > 0) {
-        // All images at once, semi-transparent; the opaque current image was drawn above.
         gl.enable(gl.BLEND);
         gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
         gl.depthMask(false);
@@ -936,7 +1253,6 @@ class Renderer {
     }
     gl.bindVertexArray(null);
   }
-
   dispose() {
     const gl = this.gl;
     for (const t of [this.posTex, this.styleTex, this.flagTex, this.forceTex, this.ghostTex, this.pairTex]) t.dispose();
@@ -944,18 +1260,16 @@ class Renderer {
     for (const v of [this.quadVAO, this.lineVAO]) gl.deleteVertexArray(v);
     for (const p of [this.sphere, this.frustum, this.bond, this.line]) gl.deleteProgram(p.p);
     const lose = gl.getExtension("WEBGL_lose_context");
-    if (lose) lose.loseContext(); // browsers cap live WebGL contexts per page
+    if (lose) lose.loseContext();
   }
-}
+};
 
-// ------------------------------------------------------------------------------------------
-// The widget view: DOM, model <-> state, interaction, render loop
-// ------------------------------------------------------------------------------------------
-
-const BALL_SCALE = 0.42; // ball-and-stick sphere radius = 0.42 * covalent radius + 0.1 Å
-const BALL_OFFSET = 0.1;
-
-class ViewerView {
+// src/view.js
+var REPORT_MS = 400;
+var GHOST_LIMIT = TEX_W * 2048;
+var BALL_SCALE = 0.42;
+var BALL_OFFSET = 0.1;
+var ViewerView = class {
   constructor(model, host) {
     this.model = model;
     this.host = host;
@@ -981,8 +1295,6 @@ class ViewerView {
     this.camera = new Camera();
     this.bonds = new BondFinder();
     this.needsFit = true;
-
-    // Structure state.
     this.n = 0;
     this.numbers = new Uint8Array(0);
     this.livePos = new Float32Array(0);
@@ -1004,162 +1316,35 @@ class ViewerView {
     this.lastTime = 0;
     this.bounds = { center: [0, 0, 0], radius: 1 };
     this.dirty = { style: true, pos: true, forces: true, flags: true, cell: true, ghosts: true };
-
-    this.buildDom();
+    buildDom(this);
     try {
       this.renderer = new Renderer(this.canvas);
     } catch (err) {
       this.renderer = null;
-      this.showError(String(err && err.message ? err.message : err));
+      showError(this, String(err && err.message ? err.message : err));
       console.warn(TAG, err);
     }
     if (this.renderer) {
       this.canvas.addEventListener("webglcontextlost", (e) => {
         e.preventDefault();
         this.renderer = null;
-        this.showError("The WebGL context was lost; re-run the cell to redraw.");
+        showError(this, "The WebGL context was lost; re-run the cell to redraw.");
       });
     }
     this.bindModel();
-    this.bindInput();
+    bindInput(this);
     this.readStructure();
-    this.readTrajectory();
-    this.readSelection();
-    this.syncPlayerUi();
+    readTrajectory(this);
+    readSelection(this);
+    syncPlayerUi(this);
     this.timers.push(setInterval(() => this.reportFrames(), REPORT_MS));
     this.schedule();
   }
-
-  // ---------------------------------------------------------------- DOM
-  buildDom() {
-    const root = el("div", "nnpv-root", this.host);
-    this.root = root;
-    root.dataset.framesDrawn = "0";
-    this.stage = el("div", "nnpv-stage", root);
-    this.stage.style.height = `${this.model.get("height") || 480}px`;
-    this.canvas = el("canvas", "nnpv-canvas", this.stage);
-    this.canvas.setAttribute("tabindex", "0");
-    this.labelEl = el("div", "nnpv-label", this.stage);
-    this.pickEl = el("div", "nnpv-pick", this.stage);
-    this.errorEl = el("div", "nnpv-error", this.stage);
-    const tools = el("div", "nnpv-tools", this.stage);
-    const reset = el("button", "nnpv-btn nnpv-reset", tools, "⟲");
-    reset.title = "Reset view";
-    reset.addEventListener("click", () => this.resetView());
-    const png = el("button", "nnpv-btn nnpv-png", tools, "PNG");
-    png.title = "Download a PNG of the view";
-    png.addEventListener("click", () => this.downloadPng());
-    this.axes = this.buildAxes(this.stage);
-
-    const player = el("div", "nnpv-player", root);
-    this.player = player;
-    this.playBtn = el("button", "nnpv-btn nnpv-play", player, "▶");
-    this.playBtn.title = "Play / pause";
-    this.playBtn.addEventListener("click", () => this.setPlaying(!this.playing, true));
-    this.slider = el("input", "nnpv-slider", player);
-    this.slider.type = "range";
-    this.slider.min = "0";
-    this.slider.step = "1";
-    this.slider.addEventListener("input", () => {
-      const f = Number(this.slider.value);
-      if (this.playing) this.setPlaying(false, true);
-      this.setFrame(f, true);
-    });
-    this.frameText = el("span", "nnpv-frame", player, "");
-    const speedLabel = el("label", "nnpv-speed", player, "fps ");
-    this.speed = el("select", "nnpv-speed-select", speedLabel);
-    for (const f of [1, 2, 5, 10, 20, 30, 60]) {
-      const o = el("option", null, this.speed, String(f));
-      o.value = String(f);
-    }
-    this.speed.addEventListener("change", () => {
-      this.model.set("play_fps", Number(this.speed.value));
-      this.model.save_changes();
-    });
-    const ov = el("label", "nnpv-overlay", player);
-    this.overlayBox = el("input", null, ov);
-    this.overlayBox.type = "checkbox";
-    el("span", null, ov, " overlay all images");
-    this.overlayLabel = ov;
-    this.overlayBox.addEventListener("change", () => {
-      this.model.set("overlay", this.overlayBox.checked);
-      this.model.save_changes();
-      this.dirty.ghosts = true;
-      this.schedule();
-    });
-
-    // Test/bench hook (not a public API): lets a browser test project an atom to the screen.
-    root.nnpViewer = {
-      project: (i) => this.projectAtom(i),
-      stats: () => ({
-        framesDrawn: this.framesDrawn,
-        nAtoms: this.n,
-        nBonds: this.renderer ? this.renderer.nPairs : 0,
-        frame: this.frame,
-        mode: this.mode,
-        // Cumulative main-thread milliseconds: all of drawNow, and the bond search within it.
-        cpuMs: this.perf.cpu,
-        bondMs: this.perf.bonds,
-        bondSearches: this.perf.searches,
-        renderScale: this.dynScale,
-        frameSeq: this.model.get("frame_seq") | 0,
-        motionLod: this.motionLod,
-      }),
-    };
-  }
-
-  buildAxes(parent) {
-    const NS = "http://www.w3.org/2000/svg";
-    const svg = document.createElementNS(NS, "svg");
-    svg.setAttribute("class", "nnpv-axes");
-    svg.setAttribute("width", "56");
-    svg.setAttribute("height", "56");
-    svg.setAttribute("viewBox", "-28 -28 56 56");
-    parent.appendChild(svg);
-    const colors = ["#d62728", "#2ca02c", "#1f77b4"];
-    const items = ["x", "y", "z"].map((name, k) => {
-      const line = document.createElementNS(NS, "line");
-      line.setAttribute("x1", "0");
-      line.setAttribute("y1", "0");
-      line.setAttribute("stroke", colors[k]);
-      line.setAttribute("stroke-width", "2");
-      svg.appendChild(line);
-      const text = document.createElementNS(NS, "text");
-      text.textContent = name;
-      text.setAttribute("fill", colors[k]);
-      text.setAttribute("font-size", "10");
-      text.setAttribute("text-anchor", "middle");
-      text.setAttribute("dominant-baseline", "central");
-      svg.appendChild(text);
-      return { line, text };
-    });
-    return items;
-  }
-
-  updateAxes() {
-    const R = this.camera.R;
-    for (let k = 0; k < 3; k++) {
-      const x = R[k] * 17;
-      const y = -R[3 + k] * 17;
-      const { line, text } = this.axes[k];
-      line.setAttribute("x2", x.toFixed(1));
-      line.setAttribute("y2", y.toFixed(1));
-      text.setAttribute("x", (x * 1.38).toFixed(1));
-      text.setAttribute("y", (y * 1.38).toFixed(1));
-    }
-  }
-
-  showError(msg) {
-    this.errorEl.textContent = msg;
-    this.errorEl.style.display = "block";
-  }
-
   // ---------------------------------------------------------------- model
   on(name, fn) {
     this.model.on(name, fn);
     this.listeners.push([name, fn]);
   }
-
   bindModel() {
     const structure = () => {
       this.readStructure();
@@ -1208,12 +1393,12 @@ class ViewerView {
       this.schedule();
     });
     this.on("change:selected", () => {
-      this.readSelection();
+      readSelection(this);
       this.schedule();
     });
     const traj = () => {
-      this.readTrajectory();
-      this.syncPlayerUi();
+      readTrajectory(this);
+      syncPlayerUi(this);
       this.schedule();
     };
     for (const k of ["_mode", "_traj_positions", "_traj_cells", "_traj_n_frames", "_traj_labels"]) {
@@ -1221,18 +1406,17 @@ class ViewerView {
     }
     this.on("change:frame_index", () => {
       const f = this.model.get("frame_index") | 0;
-      if (f !== this.frame) this.setFrame(f, false);
+      if (f !== this.frame) setFrame(this, f, false);
     });
-    this.on("change:playing", () => this.setPlaying(!!this.model.get("playing"), false));
-    this.on("change:play_fps", () => this.syncPlayerUi());
+    this.on("change:playing", () => setPlaying(this, !!this.model.get("playing"), false));
+    this.on("change:play_fps", () => syncPlayerUi(this));
     this.on("change:overlay", () => {
       this.dirty.ghosts = true;
-      this.syncPlayerUi();
+      syncPlayerUi(this);
       this.schedule();
     });
     this.on("msg:custom", (msg, buffers) => this.onCustom(msg, buffers));
   }
-
   readStructure() {
     const m = this.model;
     this.numbers = asUint8(m.get("_numbers"));
@@ -1248,8 +1432,8 @@ class ViewerView {
     this.symbols = new Array(n);
     const style = new Float32Array(4 * n);
     for (let i = 0; i < n; i++) {
-      const e = table[String(this.numbers[i])] || [0.6, 0.6, 0.6, 1.0, 1.5, "X"];
-      const rc = Number(e[3]) || 1.0;
+      const e = table[String(this.numbers[i])] || [0.6, 0.6, 0.6, 1, 1.5, "X"];
+      const rc = Number(e[3]) || 1;
       const rv = Number(e[4]) || rc;
       const r = spacefill ? rv : BALL_SCALE * rc + BALL_OFFSET;
       this.rcov[i] = rc;
@@ -1263,274 +1447,13 @@ class ViewerView {
     this.styleData = style;
     this.root.dataset.nAtoms = String(n);
     this.dirty.style = this.dirty.pos = this.dirty.forces = this.dirty.flags = this.dirty.cell = true;
-    this.readSelection();
+    readSelection(this);
   }
-
-  readTrajectory() {
-    const m = this.model;
-    this.mode = m.get("_mode") || "live";
-    this.nFrames = m.get("_traj_n_frames") | 0;
-    this.trajPos = asFloat32(m.get("_traj_positions"));
-    this.trajCells = asFloat32(m.get("_traj_cells"));
-    this.trajLabels = m.get("_traj_labels") || [];
-    if (this.mode !== "live" && (this.nFrames < 1 || this.trajPos.length < this.nFrames * this.n * 3)) {
-      this.mode = "live"; // inconsistent buffers mid-update; the next change event fixes it
-    }
-    this.frame = Math.min(Math.max(m.get("frame_index") | 0, 0), Math.max(this.nFrames - 1, 0));
-    this.playing = this.mode !== "live" && !!m.get("playing");
-    this.dirty.pos = this.dirty.cell = this.dirty.ghosts = true;
-  }
-
-  readSelection() {
-    const sel = this.model.get("selected") || [];
-    this.selected = sel.filter((i) => Number.isInteger(i) && i >= 0 && i < this.n);
-    this.dirty.flags = true;
-    this.updatePickText();
-  }
-
-  currentPositions() {
-    if (this.mode !== "live") {
-      const k = this.n * 3;
-      return this.trajPos.subarray(this.frame * k, (this.frame + 1) * k);
-    }
-    return this.livePos;
-  }
-
-  currentCell() {
-    if (this.mode !== "live" && this.trajCells.length >= 9 * (this.frame + 1)) {
-      return this.trajCells.subarray(9 * this.frame, 9 * this.frame + 9);
-    }
-    return this.liveCell;
-  }
-
-  currentLabel() {
-    if (this.mode !== "live") {
-      const l = this.trajLabels[this.frame];
-      return l != null ? String(l) : `frame ${this.frame}`;
-    }
-    return String(this.model.get("label") || "");
-  }
-
-  // ---------------------------------------------------------------- trajectory player
-  syncPlayerUi() {
-    const show = this.mode !== "live";
-    this.player.style.display = show ? "flex" : "none";
-    if (!show) return;
-    this.slider.max = String(Math.max(this.nFrames - 1, 0));
-    this.slider.value = String(this.frame);
-    this.frameText.textContent = `${this.frame} / ${Math.max(this.nFrames - 1, 0)}`;
-    this.playBtn.textContent = this.playing ? "⏸" : "▶";
-    const fps = Number(this.model.get("play_fps")) || 10;
-    let best = this.speed.options[0];
-    for (const o of this.speed.options) {
-      if (Math.abs(Number(o.value) - fps) < Math.abs(Number(best.value) - fps)) best = o;
-    }
-    this.speed.value = best.value;
-    this.overlayLabel.style.display = this.mode === "band" ? "" : "none";
-    this.overlayBox.checked = !!this.model.get("overlay");
-    this.root.dataset.frameIndex = String(this.frame);
-  }
-
-  setFrame(f, fromUi) {
-    if (this.mode === "live") return;
-    f = Math.min(Math.max(f | 0, 0), this.nFrames - 1);
-    if (f === this.frame && !fromUi) return;
-    this.frame = f;
-    this.dirty.pos = this.dirty.cell = true;
-    this.syncPlayerUi();
-    if (fromUi) this.syncFrameIndex(true);
-    this.schedule();
-  }
-
-  syncFrameIndex(force) {
-    const now = performance.now();
-    if (!force && now - this.lastFrameSync < FRAME_SYNC_MS) return;
-    this.lastFrameSync = now;
-    if ((this.model.get("frame_index") | 0) !== this.frame) {
-      this.model.set("frame_index", this.frame);
-      this.model.save_changes();
-    }
-  }
-
-  setPlaying(on, fromUi) {
-    on = on && this.mode !== "live" && this.nFrames > 1;
-    if (on === this.playing && !fromUi) return;
-    this.playing = on;
-    this.lastStep = performance.now();
-    if (fromUi && !!this.model.get("playing") !== on) {
-      this.model.set("playing", on);
-      this.model.save_changes();
-    }
-    if (!on) this.syncFrameIndex(true);
-    this.syncPlayerUi();
-    this.schedule();
-  }
-
-  /** Advance the playing trajectory by wall-clock time; returns whether the frame changed. */
-  stepPlayer(now) {
-    const fps = Math.max(0.1, Number(this.model.get("play_fps")) || 10);
-    const dt = 1000 / fps;
-    if (now - this.lastStep < dt) return false;
-    const steps = Math.min(Math.floor((now - this.lastStep) / dt), this.nFrames);
-    if (steps < 1) return false;
-    this.lastStep += steps * dt;
-    if (now - this.lastStep > dt) this.lastStep = now;
-    let f = this.frame;
-    for (let s = 0; s < steps; s++) {
-      if (this.mode === "band") {
-        if (f + this.bounce < 0 || f + this.bounce >= this.nFrames) this.bounce = -this.bounce;
-        f += this.bounce;
-      } else {
-        f = (f + 1) % this.nFrames;
-      }
-    }
-    const changed = f !== this.frame;
-    this.frame = f;
-    this.dirty.pos = this.dirty.cell = true;
-    this.syncPlayerUi();
-    this.syncFrameIndex(false);
-    return changed;
-  }
-
-  // ---------------------------------------------------------------- interaction
-  bindInput() {
-    const c = this.canvas;
-    let drag = null;
-    c.addEventListener("pointerdown", (e) => {
-      c.setPointerCapture(e.pointerId);
-      drag = {
-        x: e.clientX,
-        y: e.clientY,
-        x0: e.clientX,
-        y0: e.clientY,
-        button: e.button,
-        pan: e.button === 2 || e.button === 1 || e.shiftKey,
-        moved: false,
-      };
-      this.dragging = true;
-      c.classList.add("nnpv-dragging");
-    });
-    c.addEventListener("pointermove", (e) => {
-      if (!drag) return;
-      const dx = e.clientX - drag.x;
-      const dy = e.clientY - drag.y;
-      drag.x = e.clientX;
-      drag.y = e.clientY;
-      if (!drag.moved && Math.hypot(e.clientX - drag.x0, e.clientY - drag.y0) > 4) drag.moved = true;
-      if (!drag.moved) return;
-      if (drag.pan) this.camera.pan(dx, dy, c.clientHeight);
-      else this.camera.orbit(dx, dy);
-      this.schedule();
-    });
-    const end = (e) => {
-      if (!drag) return;
-      const d = drag;
-      drag = null;
-      this.dragging = false;
-      c.classList.remove("nnpv-dragging");
-      this.schedule(); // full-resolution redraw after the drag
-      if (e.type === "pointerup" && !d.moved && d.button === 0) this.pickAt(e.clientX, e.clientY, e.shiftKey);
-    };
-    c.addEventListener("pointerup", end);
-    c.addEventListener("pointercancel", end);
-    c.addEventListener("contextmenu", (e) => e.preventDefault());
-    c.addEventListener(
-      "wheel",
-      (e) => {
-        e.preventDefault();
-        const unit = e.deltaMode === 1 ? 16 : e.deltaMode === 2 ? 400 : 1;
-        this.camera.zoom(Math.exp(Math.max(-200, Math.min(200, e.deltaY * unit)) * 0.0015));
-        this.schedule();
-      },
-      { passive: false },
-    );
-    this.resizeObserver = new ResizeObserver(() => this.schedule());
-    this.resizeObserver.observe(this.stage);
-  }
-
-  /** Index of the atom under client point (x, y), or -1. CPU ray cast, O(N). */
-  atomAt(clientX, clientY) {
-    const rect = this.canvas.getBoundingClientRect();
-    if (!(rect.width > 0 && rect.height > 0) || this.n === 0) return -1;
-    const ndcX = ((clientX - rect.left) / rect.width) * 2 - 1;
-    const ndcY = 1 - ((clientY - rect.top) / rect.height) * 2;
-    const { eye, dir } = this.camera.ray(ndcX, ndcY, rect.width / rect.height);
-    const pos = this.currentPositions();
-    let best = -1;
-    let bestT = Infinity;
-    for (let i = 0; i < this.n; i++) {
-      const ox = pos[3 * i] - eye[0], oy = pos[3 * i + 1] - eye[1], oz = pos[3 * i + 2] - eye[2];
-      const b = ox * dir[0] + oy * dir[1] + oz * dir[2];
-      if (b <= 0) continue;
-      const r = this.radius[i];
-      const h = b * b - (ox * ox + oy * oy + oz * oz) + r * r;
-      if (h < 0) continue;
-      const t = b - Math.sqrt(h);
-      if (t < bestT) {
-        bestT = t;
-        best = i;
-      }
-    }
-    return best;
-  }
-
-  pickAt(clientX, clientY, additive) {
-    const i = this.atomAt(clientX, clientY);
-    let sel = this.selected.slice();
-    if (i < 0) {
-      if (!additive) sel = [];
-    } else if (additive) {
-      const k = sel.indexOf(i);
-      if (k >= 0) sel.splice(k, 1);
-      else sel.push(i);
-    } else {
-      sel = [i];
-    }
-    this.lastPicked = i;
-    this.selected = sel;
-    this.dirty.flags = true;
-    this.updatePickText();
-    this.model.set("selected", sel);
-    this.model.save_changes();
-    this.schedule();
-  }
-
-  updatePickText() {
-    const sel = this.selected;
-    if (!sel.length) {
-      this.pickEl.textContent = "";
-      this.root.dataset.picked = "";
-      return;
-    }
-    const last = sel.includes(this.lastPicked) ? this.lastPicked : sel[sel.length - 1];
-    const p = this.currentPositions();
-    let txt = `#${last} ${this.symbols[last] || "?"}`;
-    if (p.length >= 3 * (last + 1)) {
-      txt += `  (${p[3 * last].toFixed(3)}, ${p[3 * last + 1].toFixed(3)}, ${p[3 * last + 2].toFixed(3)}) Å`;
-    }
-    if (sel.length > 1) txt += `   [${sel.length} selected]`;
-    this.pickEl.textContent = txt;
-    this.root.dataset.picked = String(last);
-  }
-
-  /** Client (CSS pixel) coordinates of atom i's centre, for tests. */
-  projectAtom(i) {
-    const rect = this.canvas.getBoundingClientRect();
-    const p = this.currentPositions();
-    if (!(i >= 0 && i < this.n)) return null;
-    const v = this.camera.toView([p[3 * i], p[3 * i + 1], p[3 * i + 2]]);
-    const f = 1 / Math.tan(FOV_Y / 2);
-    const aspect = rect.width / rect.height;
-    const x = (f / aspect) * v[0] / -v[2];
-    const y = (f * v[1]) / -v[2];
-    return { x: rect.left + ((x + 1) / 2) * rect.width, y: rect.top + ((1 - y) / 2) * rect.height };
-  }
-
+  // ---------------------------------------------------------------- commands from the UI / Python
   resetView() {
     this.needsFit = true;
     this.schedule();
   }
-
   onCustom(msg, _buffers) {
     if (!msg || typeof msg !== "object") return;
     if (msg.type === "reset_view") {
@@ -1542,20 +1465,18 @@ class ViewerView {
         const bin = atob(b64);
         const bytes = new Uint8Array(bin.length);
         for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-        this.model.send({ type: "png", id: msg.id }, undefined, [bytes.buffer]);
+        this.model.send({ type: "png", id: msg.id }, void 0, [bytes.buffer]);
       } catch (err) {
         this.model.send({ type: "png_error", id: msg.id, error: String(err) });
       }
     }
   }
-
   /** Render now and return the canvas as a PNG data URL (no preserveDrawingBuffer needed). */
   snapshot() {
     if (!this.renderer) throw new Error("the viewer has no WebGL context");
     this.drawNow(performance.now(), "still");
     return this.canvas.toDataURL("image/png");
   }
-
   downloadPng() {
     try {
       const a = document.createElement("a");
@@ -1566,21 +1487,18 @@ class ViewerView {
       console.warn(TAG, "PNG export failed:", err);
     }
   }
-
   reportFrames() {
     if (this.destroyed || this.framesDrawn === this.reportedFrames) return;
     this.reportedFrames = this.framesDrawn;
     this.model.set("frames_drawn", this.framesDrawn);
     this.model.save_changes();
   }
-
   // ---------------------------------------------------------------- render loop
   /** Request a redraw on the next animation frame (at most one per frame). */
   schedule() {
     this.wantDraw = true;
     this.requestTick();
   }
-
   requestTick() {
     if (this.raf || this.destroyed) return;
     this.raf = requestAnimationFrame((t) => {
@@ -1588,23 +1506,21 @@ class ViewerView {
       this.tick(t);
     });
   }
-
   tick(now) {
     if (this.destroyed) return;
     if (this.probeFrom) {
-      // Time from the previous drawing frame to this one: what that frame cost.
       const dt = now - this.probeFrom;
       this.probeFrom = 0;
-      if (dt < 2000) {
+      if (dt < 2e3) {
         this.frameMs = this.frameMs ? 0.7 * this.frameMs + 0.3 * dt : dt;
         this.frameSamples++;
       }
     }
     const spin = !!this.model.get("spin");
-    if (this.playing && this.stepPlayer(now)) this.wantDraw = true;
+    if (this.playing && stepPlayer(this, now)) this.wantDraw = true;
     if (spin) {
       const dt = this.lastTime ? Math.min(now - this.lastTime, 100) : 16;
-      this.camera.rotate([0, 1, 0], dt * 0.0006);
+      this.camera.rotate([0, 1, 0], dt * 6e-4);
       this.wantDraw = true;
     }
     this.lastTime = now;
@@ -1621,7 +1537,6 @@ class ViewerView {
     }
     if (this.playing || spin) this.requestTick();
   }
-
   /**
    * Adaptive quality. Software WebGL is mostly fragment-bound, so when frames cannot keep up the
    * canvas is rendered at a lower resolution (down to 40% per axis; the browser scales it up),
@@ -1647,10 +1562,9 @@ class ViewerView {
       return 1;
     }
     this.session++;
-    const enough = this.frameSamples >= 2 || (this.frameSamples >= 1 && this.frameMs > 100);
+    const enough = this.frameSamples >= 2 || this.frameSamples >= 1 && this.frameMs > 100;
     if (enough && this.session > 2) {
       if (this.frameMs > 36) {
-        // Pixel work scales with scale^2: aim straight for ~30 ms, at most halving per step.
         const f = Math.max(0.5, Math.min(0.9, Math.sqrt(30 / this.frameMs)));
         if (this.dynScale > 0.4) this.dynScale = Math.max(0.4, this.dynScale * f);
         else this.motionLod = true;
@@ -1658,13 +1572,12 @@ class ViewerView {
         this.frameSamples = 0;
       } else if (this.frameMs < 24) {
         if (this.dynScale < 1) this.dynScale = Math.min(1, this.dynScale * 1.08);
-        else if (this.frameMs < 20) this.motionLod = false; // about one display frame
+        else if (this.frameMs < 20) this.motionLod = false;
         this.frameMs = 0;
         this.frameSamples = 0;
       }
     }
     if (this.dynScale < 1 || this.motionLod) {
-      // Once things come to rest, redraw at full quality.
       clearTimeout(this.refineTimer);
       this.refineTimer = setTimeout(() => {
         if (!this.destroyed && !this.dragging && !this.playing && !this.model.get("spin")) this.schedule();
@@ -1672,23 +1585,25 @@ class ViewerView {
     }
     return this.dynScale;
   }
-
   computeBounds(pos, cell, withCell) {
     let x0 = Infinity, y0 = Infinity, z0 = Infinity, x1 = -Infinity, y1 = -Infinity, z1 = -Infinity;
     const addPt = (x, y, z) => {
       if (!(Number.isFinite(x) && Number.isFinite(y) && Number.isFinite(z))) return;
-      if (x < x0) x0 = x; if (x > x1) x1 = x;
-      if (y < y0) y0 = y; if (y > y1) y1 = y;
-      if (z < z0) z0 = z; if (z > z1) z1 = z;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+      if (z < z0) z0 = z;
+      if (z > z1) z1 = z;
     };
     for (let i = 0; i < this.n; i++) addPt(pos[3 * i], pos[3 * i + 1], pos[3 * i + 2]);
     if (withCell) {
       for (let k = 0; k < 8; k++) {
-        const fa = k & 1, fb = (k >> 1) & 1, fc = (k >> 2) & 1;
+        const fa = k & 1, fb = k >> 1 & 1, fc = k >> 2 & 1;
         addPt(
           fa * cell[0] + fb * cell[3] + fc * cell[6],
           fa * cell[1] + fb * cell[4] + fc * cell[7],
-          fa * cell[2] + fb * cell[5] + fc * cell[8],
+          fa * cell[2] + fb * cell[5] + fc * cell[8]
         );
       }
     }
@@ -1699,7 +1614,6 @@ class ViewerView {
     const radius = Math.hypot(x1 - x0, y1 - y0, z1 - z0) / 2 + maxR;
     return { center, radius };
   }
-
   /** Atom centres (padded by their radii) and, if drawn, cell corners as [x, y, z, pad] quads. */
   fitPoints(pos, cell, withCell) {
     const n = this.n;
@@ -1712,23 +1626,21 @@ class ViewerView {
     }
     if (withCell) {
       for (let k = 0; k < 8; k++) {
-        const fa = k & 1, fb = (k >> 1) & 1, fc = (k >> 2) & 1;
+        const fa = k & 1, fb = k >> 1 & 1, fc = k >> 2 & 1;
         for (let j = 0; j < 3; j++) pts[4 * (n + k) + j] = fa * cell[j] + fb * cell[3 + j] + fc * cell[6 + j];
       }
     }
     return pts;
   }
-
   drawNow(now, kind = "still") {
     const t0 = performance.now();
     this.drawFrame(this.quality(now, kind));
     this.perf.cpu += performance.now() - t0;
   }
-
   drawFrame(scale) {
     const r = this.renderer;
     const m = this.model;
-    const label = this.currentLabel();
+    const label = currentLabel(this);
     if (this.labelEl.textContent !== label) this.labelEl.textContent = label;
     if (!r) return;
     const dpr = Math.min(window.devicePixelRatio || 1, 2) * scale;
@@ -1740,14 +1652,13 @@ class ViewerView {
       this.canvas.height = h;
     }
     const n = this.n;
-    const pos = this.currentPositions();
+    const pos = currentPositions(this);
     const havePos = pos.length >= 3 * n;
     const spacefill = m.get("_style") === "spacefill";
     const showCell = !!m.get("show_cell");
     const drawBonds = !spacefill && !!m.get("show_bonds");
     const lod = this.inMotion && this.motionLod;
     const d = this.dirty;
-
     if (d.style && n > 0) {
       r.styleTex.upload(this.styleData, n);
       d.style = false;
@@ -1777,7 +1688,7 @@ class ViewerView {
       }
     }
     if (d.cell) {
-      r.setCellLines(this.currentCell());
+      r.setCellLines(currentCell(this));
       d.cell = false;
       d.bounds = true;
     }
@@ -1792,12 +1703,12 @@ class ViewerView {
       d.ghosts = false;
     }
     if (d.bounds || this.needsFit) {
-      this.bounds = this.computeBounds(havePos ? pos : new Float32Array(0), this.currentCell(), showCell && r.nLines > 0);
+      this.bounds = this.computeBounds(havePos ? pos : new Float32Array(0), currentCell(this), showCell && r.nLines > 0);
       d.bounds = false;
     }
     const aspect = w / h;
     if (this.needsFit && n > 0 && havePos) {
-      this.camera.fit(this.bounds.center, this.fitPoints(pos, this.currentCell(), showCell && r.nLines > 0), aspect);
+      this.camera.fit(this.bounds.center, this.fitPoints(pos, currentCell(this), showCell && r.nLines > 0), aspect);
       this.needsFit = false;
     }
     const vc = this.camera.toView(this.bounds.center);
@@ -1815,16 +1726,15 @@ class ViewerView {
       drawForces: drawForces && !lod,
       forceScale: Number(m.get("force_scale")) || 1,
       drawCell: showCell,
-      ghostCount: overlay ? this.nFrames * n : 0,
+      ghostCount: overlay ? this.nFrames * n : 0
     });
-    this.updateAxes();
-    if (this.selected.length) this.updatePickText();
+    updateAxes(this);
+    if (this.selected.length) updatePickText(this);
     this.framesDrawn++;
     this.root.dataset.framesDrawn = String(this.framesDrawn);
     this.root.dataset.frameSeq = String(m.get("frame_seq") | 0);
     this.root.dataset.nBonds = String(drawBonds ? r.nPairs : 0);
   }
-
   destroy() {
     this.destroyed = true;
     if (this.raf) cancelAnimationFrame(this.raf);
@@ -1836,14 +1746,17 @@ class ViewerView {
     this.renderer = null;
     this.root.remove();
   }
-}
+};
 
-export default {
+// src/index.js
+var index_default = {
   render({ model, el: host }) {
     const view = new ViewerView(model, host);
     return () => view.destroy();
-  },
+  }
 };
-
-/** Internals exported for the JavaScript unit tests (tests/widgets/test_frontend_js.py). */
-export const _internals = { BondFinder, Camera, asFloat32, parseColor };
+var _internals = { BondFinder, Camera, asFloat32, parseColor };
+export {
+  _internals,
+  index_default as default
+};

@@ -1,8 +1,15 @@
-"""Unit tests of the viewer's JavaScript internals, run with node (skipped without node)."""
+"""Tests of the viewer's JavaScript: the committed bundle against its sources, and unit tests of
+its internals run with node (skipped without node).
+
+``widgets/viewer.js`` is generated from the ES modules in ``widgets/src/`` by esbuild
+(``make viewer``); the unit tests import ``_internals`` from the bundle, i.e. what ships.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,14 +17,60 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+WIDGETS = REPO / "widgets"
+BUNDLE = WIDGETS / "viewer.js"
+ESBUILD = WIDGETS / "node_modules" / ".bin" / "esbuild"
 NODE = shutil.which("node")
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
+
+
+def _build_command(outfile: Path) -> list[str]:
+    """The package.json ``build`` script (what ``make viewer`` runs), writing to ``outfile``."""
+    script = json.loads((WIDGETS / "package.json").read_text())["scripts"]["build"]
+    args = shlex.split(script)
+    assert args[0] == "esbuild" and args.count("--outfile=viewer.js") == 1, script
+    return [str(ESBUILD)] + [
+        f"--outfile={outfile}" if a == "--outfile=viewer.js" else a for a in args[1:]
+    ]
+
+
+@pytest.mark.skipif(
+    not ESBUILD.exists(), reason="esbuild is not installed (make viewer installs it)"
+)
+def test_committed_bundle_matches_sources(tmp_path: Path) -> None:
+    out = tmp_path / "viewer.js"
+    run = subprocess.run(
+        _build_command(out), cwd=WIDGETS, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    if out.read_bytes() != BUNDLE.read_bytes():
+        pytest.fail(
+            "widgets/viewer.js is not the bundle of widgets/src/: run `make viewer` "
+            "and commit widgets/viewer.js"
+        )
+
+
+def test_bundle_contains_every_source_module() -> None:
+    """Without esbuild, still catch a module added to (or renamed in) src/ without a rebuild."""
+    bundle = BUNDLE.read_text(encoding="utf-8")
+    assert bundle.startswith("// Generated from widgets/src/"), "widgets/viewer.js lost its banner"
+    # esbuild marks the start of each module's code with a `// src/<path>` comment line.
+    bundled = set(re.findall(r"^// (src/\S+\.js)$", bundle, flags=re.M))
+    sources = {p.relative_to(WIDGETS).as_posix() for p in (WIDGETS / "src").rglob("*.js")}
+    assert "src/index.js" in sources
+    missing = sorted(sources - bundled)
+    stale = sorted(bundled - sources)
+    assert not missing and not stale, (
+        f"widgets/viewer.js is out of date with widgets/src/ (not in the bundle: {missing}; "
+        f"no longer in src/: {stale}): run `make viewer` (a module that nothing imports is "
+        "never bundled)"
+    )
 
 
 def _run_node(tmp_path: Path, body: str) -> dict:
     module = tmp_path / "viewer.mjs"
-    module.write_text((REPO / "widgets" / "viewer.js").read_text())
+    module.write_text(BUNDLE.read_text(encoding="utf-8"), encoding="utf-8")
     script = tmp_path / "t.mjs"
     script.write_text(f'import {{ _internals as I }} from "./viewer.mjs";\n{body}\n')
     out = subprocess.run([NODE, str(script)], capture_output=True, text=True, timeout=60)
@@ -25,6 +78,7 @@ def _run_node(tmp_path: Path, body: str) -> dict:
     return json.loads(out.stdout)
 
 
+@needs_node
 def test_bond_finder_matches_brute_force(tmp_path: Path) -> None:
     result = _run_node(
         tmp_path,
@@ -62,6 +116,7 @@ console.log(JSON.stringify({ fast: fast.size, slow: slow.size, same, nf }));
     assert result["nf"] == 2
 
 
+@needs_node
 def test_camera_orbit_keeps_rotation_orthonormal(tmp_path: Path) -> None:
     result = _run_node(
         tmp_path,
@@ -90,3 +145,21 @@ console.log(JSON.stringify({ err, det, inside, c: I.parseColor("#ff8000") }));
     assert result["err"] < 1e-9 and abs(result["det"] - 1) < 1e-9
     assert result["inside"]
     assert result["c"] == pytest.approx([1.0, 128 / 255, 0.0])
+
+
+@needs_node
+def test_bundle_exports_the_anywidget_entry(tmp_path: Path) -> None:
+    result = _run_node(
+        tmp_path,
+        """
+import * as M from "./viewer.mjs";
+console.log(JSON.stringify({
+  exports: Object.keys(M).sort(),
+  render: typeof M.default.render,
+  internals: Object.keys(I).sort(),
+}));
+""",
+    )
+    assert result["exports"] == ["_internals", "default"]
+    assert result["render"] == "function"
+    assert result["internals"] == ["BondFinder", "Camera", "asFloat32", "parseColor"]

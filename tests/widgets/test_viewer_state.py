@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import struct
 import zlib
 from pathlib import Path
@@ -29,7 +31,8 @@ def _tiny_png() -> bytes:
 
 
 def test_front_end_module_is_found() -> None:
-    assert "export default" in str(Viewer._esm)
+    esm = str(Viewer._esm)  # the esbuild bundle of widgets/src/ (exports its default as a name)
+    assert "Generated from widgets/src/" in esm and re.search(r"\bas default\b|export default", esm)
     assert "nnpv-root" in str(Viewer._css)
 
 
