@@ -125,7 +125,7 @@ def load(model: str):
 
         return D3Dispersion()
     if model in _ARCHITECTURES:
-        from nnp_lab.models.distill import _build_model
+        from nnp_lab.models.distillation import build_model as _build_model
         from nnp_lab.potentials.torch_model import TorchModelPotential
 
         elements = sorted({1, 6, 11, 13, 14, 29})

@@ -10,6 +10,11 @@ Architectures (plain torch, periodic-aware, forces and stress by autograd throug
 Workflow: :func:`sample` structures and label them with a teacher potential into a
 :class:`Dataset` (an ``ase.db`` file), :func:`train` a model on it, or :func:`distill` a
 light potential from a universal one by active learning.
+
+Modules: :mod:`~nnp_lab.models.dataset` (the store), :mod:`~nnp_lab.models.sampling`
+(:func:`sample` and the structure generators), :mod:`~nnp_lab.models.training`
+(:func:`train`), :mod:`~nnp_lab.models.distillation` (:func:`distill`); no module shares
+its dotted name with a function (``nnp_lab.models.distill`` is the function).
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ _EXPORTS = {
     "BehlerParrinello": "nnp_lab.models.behler_parrinello",
     "SchNet": "nnp_lab.models.schnet",
     "TeaNet": "nnp_lab.models.teanet",
-    "Dataset": "nnp_lab.models.data",
-    "sample": "nnp_lab.models.data",
+    "Dataset": "nnp_lab.models.dataset",
+    "sample": "nnp_lab.models.sampling",
     "train": "nnp_lab.models.training",
     "TrainReport": "nnp_lab.models.training",
-    "distill": "nnp_lab.models.distill",
+    "distill": "nnp_lab.models.distillation",
 }
 
 __all__ = sorted(_EXPORTS)

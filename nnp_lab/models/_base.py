@@ -32,6 +32,7 @@ from ase.data import chemical_symbols
 from nnp_lab.errors import InputError, UncoveredElementsError
 from nnp_lab.potentials.base import format_elements
 from nnp_lab.potentials.torch_model import EnergyModel, GraphBatch
+from nnp_lab.validation import integer
 
 __all__ = [
     "AtomicEnergyModel",
@@ -470,10 +471,9 @@ def seeded(seed: int | None) -> Iterator[None]:
     if seed is None:
         yield
         return
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InputError(f"seed must be an integer or None, got {seed!r}")
+    seed = integer("seed", seed, minimum=None)
     with torch.random.fork_rng(devices=[]):
-        torch.random.default_generator.manual_seed(int(seed))
+        torch.random.default_generator.manual_seed(seed)
         yield
 
 

@@ -9,9 +9,10 @@ from ase.optimize import BFGS
 
 from nnp_lab.errors import InputError, UncoveredElementsError
 from nnp_lab.models import Dataset, sample
-from nnp_lab.models.data import LangevinReplicas, compute_normal_modes
+from nnp_lab.models.sampling import compute_normal_modes
 from nnp_lab.potentials import load_potential
 from nnp_lab.potentials.emt import EMTPotential
+from nnp_lab.simulate._replicas import LangevinReplicas
 
 
 @pytest.fixture(scope="module")

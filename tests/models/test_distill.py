@@ -10,7 +10,7 @@ from ase.build import bulk
 
 from nnp_lab.errors import InputError, UncoveredElementsError
 from nnp_lab.models import Dataset, distill
-from nnp_lab.models.distill import committee_disagreement
+from nnp_lab.models.distillation import committee_disagreement
 from nnp_lab.potentials import load_potential
 from nnp_lab.potentials.torch_model import TorchModelPotential
 from nnp_lab.testing import rounding_tolerances
@@ -117,7 +117,7 @@ class _FakeTime:
 
 def test_time_budget_is_respected(tmp_path, monkeypatch):
     fake = _FakeTime()
-    for module in ("nnp_lab.models.distill", "nnp_lab.models.training"):
+    for module in ("nnp_lab.models._distill_run", "nnp_lab.models._trainer"):
         monkeypatch.setattr(importlib.import_module(module), "time", fake)
     options = dict(SMALL, n_test=2, test_md_steps=10, max_rounds=50, epochs_initial=1000,
                    final_epochs=1000)
