@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Extra options of bench/run.py, e.g. make bench BENCH_ARGS=--quick, BENCH_ARGS="--only 'md/*/si64'".
 BENCH_ARGS ?=
 
-.PHONY: env browser lab demo test bench clean
+.PHONY: env browser lab demo lint test bench viewer clean
 
 env: $(STAMP)
 
@@ -33,13 +33,22 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) \
 	  || echo "warning: could not install chromium; tests/browser will be skipped"
 
-test: env browser
+# pyflakes-level checks of the package, tests and benchmarks (configured in pyproject.toml).
+lint: env
+	$(BIN)/ruff check nnp_lab tests bench
+
+test: env browser lint
 	$(BIN)/python -m pytest
 
 # Every benchmark of the speed issue against the upstream calculators -> bench/RESULTS.md and
 # bench/results.json (hours on a 2-core CPU; run it on a quiet machine).
 bench: env
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Rebuild the viewer's committed bundle widgets/viewer.js from widgets/src/ (needs node and npm;
+# installing nnp_lab and `make test` do not). Commit viewer.js with the src/ change.
+viewer:
+	npm ci --prefix widgets && npm run build --prefix widgets
 
 clean:
 	rm -rf $(VENV) build *.egg-info

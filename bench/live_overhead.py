@@ -37,7 +37,6 @@ import time
 import warnings
 from typing import Any
 
-import numpy as np
 
 logger = logging.getLogger("bench.live_overhead")
 

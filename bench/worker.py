@@ -218,13 +218,13 @@ def run_md(case: dict, impl: str, rec: Record, work: Path, budget: float) -> Non
                   f"{MD_FRICTION_PER_FS:g} fs⁻¹")
     t = time.perf_counter()
     if impl == "ours":
-        from nnp_lab.simulate.md import MolecularDynamics
+        from nnp_lab.simulate import MolecularDynamics
 
         pot = load_ours(case["model"], rec)
         rec["load_s"] = time.perf_counter() - t
         run = MolecularDynamics(
             atoms, pot, ensemble="nvt", thermostat="langevin", temperature_K=MD_TEMPERATURE_K,
-            timestep_fs=MD_TIMESTEP_FS, friction=MD_FRICTION_PER_FS, steps=total, interval=block,
+            timestep_fs=MD_TIMESTEP_FS, friction_per_fs=MD_FRICTION_PER_FS, steps=total, interval=block,
             seed=MD_SEED,
         )
         generator = run.irun()  # yields at step 0 and after every ``block`` steps
@@ -317,7 +317,7 @@ def run_neb(case: dict, impl: str, rec: Record, work: Path, budget: float) -> No
     outcomes: list[dict] = []
     t = time.perf_counter()
     if impl == "ours":
-        from nnp_lab.simulate.neb import neb
+        from nnp_lab.simulate import neb
 
         pot = load_ours(case["model"], rec)
         rec["load_s"] = time.perf_counter() - t

@@ -15,6 +15,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from nnp_lab.errors import InputError
+
 __all__ = ["main", "build_parser"]
 
 EXIT_BAD_INPUT = 2
@@ -89,7 +91,7 @@ def _read(path: str, index: str = "-1"):
     try:
         return read(path, index=index)
     except Exception as exc:  # noqa: BLE001 - ASE raises many types for unreadable files
-        raise ValueError(f"cannot read {path!r} as a structure ({exc}); use a format ASE reads") from None
+        raise InputError(f"cannot read {path!r} as a structure ({exc}); use a format ASE reads") from None
 
 
 def _potential(args: argparse.Namespace):

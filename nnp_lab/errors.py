@@ -32,4 +32,13 @@ class StructureError(InputError):
 
 
 class SimulationError(RuntimeError):
-    """A run that became unphysical (NaN energies, exploding forces); its trajectory is kept."""
+    """A run that became unphysical (NaN energies, exploding forces); its trajectory is kept.
+
+    Attributes
+    ----------
+    result : object or None
+        The run's partial result up to the last good step (a ``RelaxResult``, ``MDResult``
+        or ``NEBResult``), attached by the run that raised; None when raised elsewhere.
+    """
+
+    result: object | None = None

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from ase import Atoms
 
+from nnp_lab import validation
 from nnp_lab.errors import InputError
 
 __all__ = [
@@ -101,18 +102,8 @@ def molecule_geometry(atoms: Atoms, *, tol: float = 1e-3) -> Geometry:
     return "nonlinear"
 
 
-def _positive(name: str, value: Any, unit: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not np.isfinite(number) or number <= 0:
-        raise InputError(f"{name} must be a positive number of {unit}, got {value!r}")
-    return number
-
-
 def _check_temperature(temperature_K: float) -> float:
-    return _positive("temperature_K", temperature_K, "kelvin")
+    return validation.number("temperature_K", temperature_K, strict=True, unit="K")
 
 
 def harmonic_thermo(
@@ -399,4 +390,4 @@ def ideal_gas_entropy(
 
 
 def _check_pressure(pressure_Pa: float) -> float:
-    return _positive("pressure_Pa", pressure_Pa, "pascal")
+    return validation.number("pressure_Pa", pressure_Pa, strict=True, unit="Pa")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import atomic_numbers
 
 from nnp_lab.errors import InputError
 
@@ -109,15 +109,6 @@ def check_element(symbol: Any, what: str = "element") -> str:
     return symbol
 
 
-def positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
-    """Return ``value`` as an ``int`` if it is an integer >= ``minimum``, else raise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
-
-
 def int_vector(value: Any, name: str, length: int) -> tuple[int, ...]:
     """Return ``value`` as a tuple of ``length`` Python ints, or raise :class:`InputError`."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
@@ -178,11 +169,6 @@ def fixed_indices(atoms: Atoms) -> tuple[np.ndarray, list[Any]]:
         else:
             others.append(c)
     return np.array(sorted(set(fixed)), dtype=int), others
-
-
-def element_symbol(z: int) -> str:
-    """Chemical symbol of atomic number ``z``."""
-    return chemical_symbols[int(z)]
 
 
 def spglib_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -14,12 +14,12 @@ from ase.constraints import FixAtoms
 from ase.data import atomic_numbers, reference_states
 from ase.symbols import string2symbols
 
+from nnp_lab import validation
 from nnp_lab.build._common import (
     check_element,
     fixed_indices,
     int_vector,
     jsonable,
-    positive_int,
     record,
     require_atoms,
 )
@@ -191,7 +191,7 @@ def _size_spec(size: Any) -> tuple[str, Any]:
     if isinstance(size, (bool, np.bool_)):
         raise InputError(f"size must be an int, 3 ints or a 3x3 integer matrix, got {size!r}")
     if isinstance(size, (int, np.integer)):
-        n = positive_int(size, "size")
+        n = validation.integer("size", size)
         return "repeat", (n, n, n)
     try:
         arr = np.asarray(size)

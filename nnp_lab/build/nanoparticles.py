@@ -11,7 +11,8 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, reference_states
 
-from nnp_lab.build._common import check_element, positive_int, record
+from nnp_lab import validation
+from nnp_lab.build._common import check_element, record
 from nnp_lab.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ def nanoparticle(
             f"Unknown nanoparticle shape {shape!r}; choose one of {', '.join(NANOPARTICLE_SHAPES)}"
         )
     shape = shape.lower()
-    size = positive_int(size, "size", minimum=2 if shape == "wulff" else 1)
+    size = validation.integer("size", size, minimum=2 if shape == "wulff" else 1)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise InputError(f"seed must be an integer or None, got {seed!r}")
     try:

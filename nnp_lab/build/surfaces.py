@@ -12,11 +12,11 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 
+from nnp_lab import validation
 from nnp_lab.build._common import (
     LAYER_TOLERANCE,
     group_layers,
     int_vector,
-    positive_int,
     record,
     require_atoms,
     spglib_call,
@@ -239,7 +239,7 @@ def surface(
             "Build one with nnp_lab.build.bulk(...) or crystal(...)"
         )
     hkl = _parse_miller(miller)
-    layers = positive_int(layers, "layers")
+    layers = validation.integer("layers", layers)
     if isinstance(fixed_layers, bool) or not isinstance(fixed_layers, (int, np.integer)):
         raise InputError(f"fixed_layers must be an integer, got {fixed_layers!r}")
     if not 0 <= fixed_layers < layers:

@@ -124,12 +124,9 @@ def _check_min_distance(atoms: Atoms, min_distance: float) -> None:
     # This check runs on every evaluation: vesin's cell list takes ~0.2 ms here where ASE's
     # takes ~10 ms. Its bins are as wide as the cutoff, and bins of 0.5 Å make a slab with
     # vacuum cost 20 ms, so search within 2 Å and keep the pairs closer than min_distance.
-    from vesin import NeighborList
+    from nnp_lab.potentials.neighbours import neighbour_list
 
-    box = np.asarray(atoms.cell) if atoms.pbc.any() else np.zeros((3, 3))
-    i, j, d = NeighborList(cutoff=max(min_distance, 2.0), full_list=False).compute(
-        atoms.positions, box, atoms.pbc.tolist(), quantities="ijd"
-    )
+    i, j, d = neighbour_list(atoms, max(min_distance, 2.0), quantities="ijd")
     close = d < min_distance
     i, j, d = i[close], j[close], d[close]
     if len(d):

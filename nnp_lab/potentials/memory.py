@@ -581,13 +581,9 @@ def estimate_neighbours(
 
 def _count_triplets(atoms: Atoms, cutoff: float) -> float:
     """Exact number of angles ``sum_i k_i (k_i - 1) / 2`` within ``cutoff`` (vesin list)."""
-    from vesin import NeighborList
+    from nnp_lab.potentials.neighbours import neighbour_list
 
-    periodic = bool(atoms.pbc.any())
-    box = atoms.cell.array if periodic else np.zeros((3, 3))
-    i, j = NeighborList(cutoff=cutoff, full_list=False).compute(
-        atoms.positions, box, atoms.pbc.tolist(), quantities="ij"
-    )
+    i, j = neighbour_list(atoms, cutoff, quantities="ij")
     n = len(atoms)
     k = (np.bincount(i, minlength=n) + np.bincount(j, minlength=n)).astype(np.float64)
     return 0.5 * float(np.dot(k, k - 1.0))

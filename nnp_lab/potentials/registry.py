@@ -282,6 +282,15 @@ def _package_installed(name: str) -> bool:
     return find_spec(name) is not None
 
 
+def forget(path: str | os.PathLike) -> None:
+    """Drop every cached load of the model file ``path`` (e.g. after rewriting the file), so
+    that the next :func:`load_potential` reads it again."""
+    resolved = str(Path(path).expanduser().resolve())
+    with _CACHE_LOCK:
+        for key in [k for k in _CACHE if k[0] == resolved]:
+            del _CACHE[key]
+
+
 def clear_cache() -> None:
     """Forget loaded models (the next :func:`load_potential` loads again)."""
     with _CACHE_LOCK:

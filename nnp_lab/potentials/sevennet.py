@@ -21,6 +21,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
+from nnp_lab.errors import InputError
 from nnp_lab.potentials.base import Potential
 from nnp_lab.potentials.memory import batch_bounds
 from nnp_lab.potentials.registry import ModelSpec
@@ -191,7 +192,7 @@ class SevenNetPotential(Potential):
         self.config = cp.config
         modal_map = self.config.get("_modal_map") or {}
         if modal_map and modal not in modal_map:
-            raise ValueError(f"{name}: modal must be one of {list(modal_map)}, got {modal!r}")
+            raise InputError(f"{name}: modal must be one of {list(modal_map)}, got {modal!r}")
         self.modal = modal if modal_map else None
         self.name = name
         self.version = str(self.config.get("version", "unknown"))

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from nnp_lab.errors import InputError
 from nnp_lab.potentials.base import Potential, has_stress
 from nnp_lab.potentials.memory import batch_bounds
 
@@ -117,7 +118,7 @@ def load_sevennet_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor],
     with torch.serialization.safe_globals(allowed):
         payload = torch.load(str(path), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or "model_state_dict" not in payload:
-        raise ValueError(f"{path} is not a SevenNet checkpoint (no 'model_state_dict')")
+        raise InputError(f"{path} is not a SevenNet checkpoint (no 'model_state_dict')")
     return dict(payload["model_state_dict"]), dict(payload["config"])
 
 
@@ -469,7 +470,7 @@ class _Layer(torch.nn.Module):
                 out.append((factor / math.sqrt(muls_in[l]) * block).to(f32))
                 offset += n
             if offset != flat.numel():
-                raise ValueError(f"{prefix}{name}: unexpected weight size {flat.numel()}")
+                raise InputError(f"{prefix}{name}: unexpected weight size {flat.numel()}")
             return out
 
         self.sc = _BufferList(linear("self_connection_intro", mul_in, pre_gate, scale_in))
@@ -499,7 +500,7 @@ class _Layer(torch.nn.Module):
         w1 = state[f"{prefix}convolution.weight_nn.layer1.weight"].double()
         w2 = state[f"{prefix}convolution.weight_nn.layer2.weight"].double()
         if w2.shape[1] != off:
-            raise ValueError(f"{prefix}convolution: {w2.shape[1]} radial weights, expected {off}")
+            raise InputError(f"{prefix}convolution: {w2.shape[1]} radial weights, expected {off}")
         self.register_buffer("radial_w0", (w0 / math.sqrt(w0.shape[0])).to(f32))
         self.register_buffer("radial_w1", (c * w1 / math.sqrt(w1.shape[0])).to(f32))
 
@@ -727,17 +728,12 @@ def _build_pairs(atoms: Atoms, radius: float) -> _Pairs:
     the edge order, and so the float32 rounding of the sums over neighbours, does not depend
     on how (or whether from a cache) the list was made.
     """
-    from vesin import NeighborList
+    from nnp_lab.potentials.neighbours import neighbour_list
 
     positions = np.asarray(atoms.positions, dtype=np.float64)
     periodic = bool(atoms.pbc.any())
     box = np.asarray(atoms.cell, dtype=np.float64) if periodic else np.zeros((3, 3))
-    i, j, s = NeighborList(cutoff=radius, full_list=False).compute(
-        positions, box, atoms.pbc.tolist(), quantities="ijS"
-    )
-    i = i.astype(np.int64)
-    j = j.astype(np.int64)
-    s = s.astype(np.int64)
+    i, j, s = neighbour_list(atoms, radius, quantities="ijS")
     first_nonzero = s[np.arange(len(s)), np.argmax(s != 0, axis=1)] if len(s) else s[:, 0]
     flip = (i > j) | ((i == j) & (first_nonzero < 0))
     i, j = np.where(flip, j, i), np.where(flip, i, j)

@@ -105,8 +105,7 @@ class EnergyModel(torch.nn.Module):
 class LennardJones(EnergyModel):
     """Lennard-Jones pair potential with trainable ε and σ, shifted to zero at the cutoff.
 
-    The smallest model that exercises the whole stack (training, saving, loading, running);
-    also the first potential of the teaching notebooks.
+    The smallest model that exercises the whole stack (training, saving, loading, running).
 
     Parameters
     ----------
@@ -155,17 +154,10 @@ class LennardJones(EnergyModel):
 
 def _neighbours(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full neighbour list (i, j, integer shifts S) with r_ij = r_j - r_i + S @ cell."""
-    from vesin import NeighborList
+    from nnp_lab.potentials.neighbours import neighbour_list
 
-    positions = atoms.positions
-    if atoms.pbc.any():
-        box = np.asarray(atoms.cell)
-    else:
-        box = np.zeros((3, 3))
-    i, j, shifts = NeighborList(cutoff=cutoff, full_list=True).compute(
-        positions, box, atoms.pbc.tolist(), quantities="ijS"
-    )
-    return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.float64)
+    i, j, shifts = neighbour_list(atoms, cutoff, full=True, quantities="ijS")
+    return i, j, shifts.astype(np.float64)
 
 
 @dataclass

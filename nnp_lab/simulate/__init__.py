@@ -3,13 +3,17 @@
 Every run exists as a function that returns a result (``relax``, ``md``, ``neb``,
 ``vibrations``) and, except vibrations, as an object whose ``irun()`` yields one frozen event
 per step (``Relaxation``, ``MolecularDynamics``, ``NEBRun``); the functions drain it.
+
+The modules are private (``_md.py`` ...) so that every public dotted name means one thing:
+``nnp_lab.simulate.md`` is the function. Import everything from ``nnp_lab.simulate``.
 """
 
 from nnp_lab.simulate._run import Event, Run, RunResult, TrajectoryWriter, attach_progress
-from nnp_lab.simulate.md import MDResult, MDStep, MolecularDynamics, md
-from nnp_lab.simulate.neb import NEBResult, NEBRun, NEBStep, neb
-from nnp_lab.simulate.relax import Relaxation, RelaxResult, RelaxStep, relax
-from nnp_lab.simulate.vibrations import VibrationsResult, vibrations
+from nnp_lab.simulate._md import ENSEMBLES, THERMOSTATS, MDResult, MDStep, MolecularDynamics, md
+from nnp_lab.simulate._neb import NEBResult, NEBRun, NEBStep, neb
+from nnp_lab.simulate._replicas import LangevinReplicas
+from nnp_lab.simulate._relax import OPTIMIZERS, Relaxation, RelaxResult, RelaxStep, relax
+from nnp_lab.simulate._vibrations import VibrationsResult, vibrations
 
 __all__ = [
     "Event",
@@ -31,4 +35,8 @@ __all__ = [
     "NEBStep",
     "vibrations",
     "VibrationsResult",
+    "ENSEMBLES",
+    "THERMOSTATS",
+    "OPTIMIZERS",
+    "LangevinReplicas",
 ]

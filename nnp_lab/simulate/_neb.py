@@ -34,8 +34,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -43,11 +42,11 @@ from ase.mep import NEB
 
 from nnp_lab.errors import InputError, SimulationError, StructureError
 from nnp_lab.potentials import Potential
-from nnp_lab.simulate._checks import check_number, resolve_optimizer
+from nnp_lab import validation
+from nnp_lab.simulate._neb_result import NEBProfile, NEBResult, NEBStep
+from nnp_lab.simulate._optimizers import NEB_OPTIMIZERS, resolve_optimizer
 from nnp_lab.simulate._run import (
-    Event,
     Run,
-    RunResult,
     frozen_array,
     run_to_end,
     snapshot,
@@ -67,31 +66,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Optimizer names accepted by :class:`NEBRun` (case-insensitive), all from :mod:`ase.optimize`.
-NEB_OPTIMIZERS = ("FIRE", "FIRE2", "BFGS", "LBFGS", "MDMin")
-
 #: NEB force projections accepted as ``method=`` (see :class:`ase.mep.NEB`).
 NEB_METHODS = ("improvedtangent", "aseneb", "eb", "spline", "string")
-
-
-def _optimizer_classes() -> dict[str, type]:
-    from ase.optimize import BFGS, FIRE, LBFGS, MDMin
-    from ase.optimize.fire2 import FIRE2
-
-    return {"fire": FIRE, "fire2": FIRE2, "bfgs": BFGS, "lbfgs": LBFGS, "mdmin": MDMin}
-
-
-def _resolve_optimizer(optimizer: str | type) -> tuple[str, type]:
-    return resolve_optimizer(
-        optimizer,
-        _optimizer_classes(),
-        NEB_OPTIMIZERS,
-        unknown_message=(
-            "unknown NEB optimizer {optimizer!r}; choose one of {names} "
-            "(case-insensitive) or pass an ase.optimize.Optimizer subclass (line-search "
-            "optimizers such as BFGSLineSearch do not suit NEB: the band has no single energy)"
-        ),
-    )
 
 
 def check_endpoints(initial: Atoms, final: Atoms) -> None:
@@ -221,170 +197,6 @@ class _BatchedNEB(NEB):
         return self.get_forces()
 
 
-@dataclass(frozen=True)
-class NEBStep(Event):
-    """One NEB iteration (step 0 is the interpolated starting band).
-
-    Attributes
-    ----------
-    positions : numpy.ndarray
-        Positions of **all** images in Å, endpoints included: shape
-        ``(n_images + 2, n_atoms, 3)``; read-only.
-    energy : float
-        Energy of the highest image in eV.
-    energies : numpy.ndarray
-        Potential energy of every image in eV, shape ``(n_images + 2,)``; read-only.
-    fmax : float
-        Largest NEB force (projected true force plus spring force; for the climbing image the
-        inverted tangential force) on any atom of the moving images, eV/Å. The run converges
-        when it drops below the target with the climbing image active.
-    climbing : int or None
-        Index (in ``0 .. n_images + 1``) of the climbing image, or None while climbing is off
-        (or when the highest image is an endpoint).
-    converged : bool
-        Whether the run has converged at this step.
-    """
-
-    energies: np.ndarray
-    fmax: float
-    climbing: int | None = None
-    converged: bool = False
-
-
-class NEBProfile(NamedTuple):
-    """A smooth energy profile along the band (unpack as ``x, energy = result.profile``).
-
-    Attributes
-    ----------
-    x : numpy.ndarray
-        Reaction coordinate in Å (cumulative path length, minimum image convention).
-    energy : numpy.ndarray
-        Energy in eV **relative to the initial state**, from a cubic interpolation between
-        images that matches each image's energy and its force along the path
-        (:func:`ase.utils.forcecurve.fit_images`, the curve ASE's ``NEBTools`` plots).
-    """
-
-    x: np.ndarray
-    energy: np.ndarray
-
-
-@dataclass(repr=False)
-class NEBResult(RunResult):
-    """Outcome of a NEB run.
-
-    Attributes
-    ----------
-    images : list of ase.Atoms
-        The final band, ``n_images + 2`` new Atoms (endpoints included), each with a
-        single-point calculator holding its energy and forces.
-    energies : numpy.ndarray
-        Potential energy of every image in eV.
-    forward_barrier : float
-        ``E_max - E_initial`` in eV, with ``E_max`` the highest image energy (the climbing
-        image when the run converged with climbing on).
-    backward_barrier : float
-        ``E_max - E_final`` in eV.
-    highest_image : int
-        Index of the highest-energy image in ``images``.
-    reaction_coordinate : numpy.ndarray
-        Cumulative path length at each image, Å (0 at the initial state).
-    profile : NEBProfile
-        Smooth ``(x, energy)`` curve through the images, energies relative to the initial
-        state. ``profile.energy.max()`` estimates the barrier between images.
-    converged : bool
-        Whether ``fmax`` dropped below the target (with the climbing image, if requested).
-    n_steps : int
-        Optimizer iterations taken (all stages).
-    fmax : float
-        Final largest NEB force on the moving images, eV/Å.
-    climbing : int or None
-        Index of the climbing image at the end, or None.
-    energy_history : numpy.ndarray
-        Image energies at every iteration, shape ``(n_steps + 1, n_images + 2)`` in eV.
-    trajectory, stopped, provenance
-        See :class:`~nnp_lab.simulate._run.RunResult`.
-    """
-
-    images: list[Atoms]
-    energies: np.ndarray
-    forward_barrier: float
-    backward_barrier: float
-    highest_image: int
-    reaction_coordinate: np.ndarray
-    profile: NEBProfile
-    converged: bool
-    n_steps: int
-    fmax: float
-    climbing: int | None = None
-    energy_history: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-
-    @property
-    def n_images(self) -> int:
-        """Number of intermediate (moving) images."""
-        return max(len(self.images) - 2, 0)
-
-    @property
-    def reaction_energy(self) -> float:
-        """``E_final - E_initial`` in eV."""
-        return float(self.energies[-1] - self.energies[0])
-
-    @property
-    def transition_state(self) -> Atoms:
-        """The highest image (the saddle-point estimate when converged with climbing)."""
-        return self.images[self.highest_image]
-
-    def plot(self, ax: Any = None) -> Any:
-        """Plot the band (images, force tangents and the smooth fit) with matplotlib.
-
-        Parameters
-        ----------
-        ax
-            Matplotlib axes to draw on (default: the current axes).
-
-        Returns
-        -------
-        matplotlib.axes.Axes
-        """
-        from ase.utils.forcecurve import fit_images
-
-        return fit_images(self.images).plot(ax=ax)
-
-    def summary(self) -> str:
-        """A few lines describing the outcome (barriers, convergence, model, file)."""
-        model = self.provenance.get("model", "?")
-        params = self.provenance.get("parameters", {})
-        state = "converged" if self.converged else "NOT converged"
-        if self.stopped:
-            state += " (stopped early)"
-        target = params.get("fmax")
-        lines = [
-            f"NEB of {self.images[0].get_chemical_formula() if self.images else '?'} with "
-            f"{model}: {self.n_images} intermediate images, {params.get('optimizer', '?')}, "
-            f"climbing image {'on' if params.get('climb') else 'off'}",
-            f"  {state} after {self.n_steps} iterations: fmax {self.fmax:.4f} eV/Å"
-            + (f" (target {target})" if target is not None else ""),
-            f"  forward barrier {self.forward_barrier:.4f} eV, backward barrier "
-            f"{self.backward_barrier:.4f} eV, reaction energy {self.reaction_energy:+.4f} eV "
-            f"(highest image {self.highest_image})",
-        ]
-        if self.trajectory is not None:
-            lines.append(f"  trajectory: {self.trajectory}")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        formula = self.images[0].get_chemical_formula() if self.images else "?"
-        return (
-            f"NEBResult({formula}, n_images={self.n_images}, converged={self.converged}, "
-            f"n_steps={self.n_steps}, forward_barrier={self.forward_barrier:.4f} eV, "
-            f"backward_barrier={self.backward_barrier:.4f} eV, highest_image="
-            f"{self.highest_image}, fmax={self.fmax:.4f} eV/Å, stopped={self.stopped}, "
-            f"trajectory={None if self.trajectory is None else str(self.trajectory)!r})"
-        )
-
-    def __str__(self) -> str:
-        return self.summary()
-
-
 class NEBRun(Run):
     """A nudged elastic band between two states, run iteration by iteration.
 
@@ -451,6 +263,7 @@ class NEBRun(Run):
     """
 
     kind = "neb"
+    frame_noun = "bands"
 
     def __init__(
         self,
@@ -472,19 +285,22 @@ class NEBRun(Run):
         mic: bool | None = None,
     ) -> None:
         check_endpoints(initial, final)
-        check_number("n_images", n_images, positive=True, integer=True)
-        check_number("fmax", fmax, positive=True)
-        check_number("steps", steps, positive=False, integer=True)
-        check_number("k", k, positive=True)
+        validation.integer("n_images", n_images, minimum=1)
+        validation.number("fmax", fmax, strict=True, unit="eV/Å")
+        validation.integer("steps", steps, minimum=0)
+        validation.number("k", k, strict=True, unit="eV/Å²")
         if climb_after_fmax is not None:
-            check_number("climb_after_fmax", climb_after_fmax, positive=True)
+            validation.number("climb_after_fmax", climb_after_fmax, strict=True, unit="eV/Å")
         if not isinstance(interpolation, str) or interpolation.lower() not in ("idpp", "linear"):
             raise InputError(f"interpolation must be 'idpp' or 'linear', got {interpolation!r}")
         if method not in NEB_METHODS:
             raise InputError(
                 f"unknown NEB method {method!r}; choose one of {', '.join(NEB_METHODS)}"
             )
-        opt_name, opt_cls = _resolve_optimizer(optimizer)
+        opt_name, opt_cls = resolve_optimizer(
+            optimizer, NEB_OPTIMIZERS, what="NEB optimizer",
+            hint=" (line-search optimizers such as BFGSLineSearch do not suit NEB: the band "
+                 "has no single energy)")
         super().__init__(potential, trajectory=trajectory)
         for atoms in (initial, final):
             self.potential.check(atoms)  # fail now, with the potential's own message
@@ -533,7 +349,7 @@ class NEBRun(Run):
         return 0 if self.band is None else self.band.n_evaluate_calls
 
     def _relax_endpoints(self) -> None:
-        from nnp_lab.simulate.relax import relax
+        from nnp_lab.simulate._relax import relax
 
         for label in ("initial", "final"):
             atoms = getattr(self, label)
@@ -624,7 +440,7 @@ class NEBRun(Run):
                 except StructureError as exc:
                     raise SimulationError(
                         f"the NEB produced an invalid image after iteration {self._step}: {exc}. "
-                        f"{self._where()}Try more images, a smaller k, interpolation='idpp', or "
+                        f"{self._kept_note()}Try more images, a smaller k, interpolation='idpp', or "
                         "check the endpoints."
                     ) from exc
                 step = done + int(opt.nsteps)
@@ -684,7 +500,7 @@ class NEBRun(Run):
         if not np.all(np.isfinite(energies)):
             raise SimulationError(
                 f"the potential returned a non-finite energy at NEB iteration {step} "
-                f"(energies {energies.tolist()}). {self._where()}Check the endpoints and model."
+                f"(energies {energies.tolist()}). {self._kept_note()}Check the endpoints and model."
             )
         self._update_state(converged)
         self._step = step
@@ -704,11 +520,6 @@ class NEBRun(Run):
             climbing=self._climbing_index(),
             converged=converged,
         )
-
-    def _where(self) -> str:
-        if self.trajectory_path is not None:
-            return f"Bands up to the last good iteration are in {self.trajectory_path}. "
-        return ""
 
     def _result(self) -> NEBResult:
         band = self.band

@@ -28,7 +28,8 @@ from ase import Atoms, units
 
 from nnp_lab.errors import InputError, SimulationError, StructureError
 from nnp_lab.potentials import Potential
-from nnp_lab.simulate._checks import check_number, resolve_optimizer
+from nnp_lab import validation
+from nnp_lab.simulate._optimizers import OPTIMIZERS, resolve_optimizer
 from nnp_lab.simulate._run import (
     Event,
     Run,
@@ -41,24 +42,6 @@ from nnp_lab.simulate._run import (
 __all__ = ["OPTIMIZERS", "RelaxStep", "RelaxResult", "Relaxation", "relax"]
 
 logger = logging.getLogger(__name__)
-
-
-def _optimizer_classes() -> dict[str, type]:
-    from ase.optimize import BFGS, FIRE, LBFGS, BFGSLineSearch, GPMin
-    from ase.optimize.fire2 import FIRE2
-
-    return {
-        "fire": FIRE,
-        "fire2": FIRE2,
-        "bfgs": BFGS,
-        "lbfgs": LBFGS,
-        "bfgslinesearch": BFGSLineSearch,
-        "gpmin": GPMin,
-    }
-
-
-#: Optimizer names accepted by :func:`relax` (case-insensitive), all from :mod:`ase.optimize`.
-OPTIMIZERS = ("FIRE", "FIRE2", "BFGS", "LBFGS", "BFGSLineSearch", "GPMin")
 
 
 @dataclass(frozen=True)
@@ -155,18 +138,6 @@ class RelaxResult(RunResult):
         return self.summary()
 
 
-def _resolve_optimizer(optimizer: str | type) -> tuple[str, type]:
-    return resolve_optimizer(
-        optimizer,
-        _optimizer_classes(),
-        OPTIMIZERS,
-        unknown_message=(
-            "unknown optimizer {optimizer!r}; choose one of {names} "
-            "(case-insensitive), or pass an ase.optimize.Optimizer subclass"
-        ),
-    )
-
-
 class Relaxation(Run):
     """Relax atomic positions (and optionally the cell) with an ASE optimizer, step by step.
 
@@ -224,15 +195,10 @@ class Relaxation(Run):
                 f"relax needs an ase.Atoms, got {type(atoms).__name__}; build one with "
                 "nnp_lab.build or ase.io.read"
             )
-        check_number("fmax", fmax, positive=True)
-        check_number("steps", steps, positive=False, integer=True)
-        if (
-            isinstance(pressure_bar, bool)
-            or not isinstance(pressure_bar, (int, float, np.integer, np.floating))
-            or not np.isfinite(pressure_bar)
-        ):
-            raise InputError(f"pressure_bar must be a finite number, got {pressure_bar!r}")
-        opt_name, opt_cls = _resolve_optimizer(optimizer)
+        validation.number("fmax", fmax, strict=True, unit="eV/Å")
+        validation.integer("steps", steps, minimum=0)
+        validation.number("pressure_bar", pressure_bar, minimum=None, unit="bar")
+        opt_name, opt_cls = resolve_optimizer(optimizer, OPTIMIZERS)
         cell = bool(cell)
         if cell and not bool(np.all(atoms.pbc)):
             raise InputError(
@@ -267,20 +233,6 @@ class Relaxation(Run):
             "formula": atoms.get_chemical_formula(),
         }
 
-    def run(self) -> RelaxResult:
-        """Run to convergence, ``steps`` or a stop, and return the :class:`RelaxResult`.
-
-        Raises
-        ------
-        SimulationError
-            When the potential returns non-finite forces; the partial result is attached to
-            the exception as ``exc.result`` and the trajectory file is closed and readable.
-        """
-        try:
-            return super().run()
-        except SimulationError as exc:
-            exc.result = self.result  # type: ignore[attr-defined]
-            raise
 
     # ------------------------------------------------------------------------------------
     def _steps(self) -> Iterator[RelaxStep]:
@@ -311,7 +263,7 @@ class Relaxation(Run):
             except StructureError as exc:
                 raise SimulationError(
                     f"the relaxation produced an invalid structure after step {self._step}: "
-                    f"{exc}. {self._where()}Try another optimizer (e.g. 'FIRE') or check the "
+                    f"{exc}. {self._kept_note()}Try another optimizer (e.g. 'FIRE') or check the "
                     "starting structure."
                 ) from exc
             step = int(opt.nsteps)
@@ -332,7 +284,7 @@ class Relaxation(Run):
         if not (np.isfinite(energy) and np.all(np.isfinite(gen_forces))):
             raise SimulationError(
                 f"the potential returned a non-finite energy or forces at relaxation step "
-                f"{step} (energy={energy}). {self._where()}Check the structure and the model."
+                f"{step} (energy={energy}). {self._kept_note()}Check the structure and the model."
             )
         fmax = float(np.sqrt((np.asarray(gen_forces) ** 2).sum(axis=1)).max())
         frame = snapshot(atoms)
@@ -352,11 +304,6 @@ class Relaxation(Run):
             forces=frozen_array(forces),
             converged=converged,
         )
-
-    def _where(self) -> str:
-        if self.trajectory_path is not None:
-            return f"Frames up to the last good step are in {self.trajectory_path}. "
-        return ""
 
     def _result(self) -> RelaxResult:
         if self.frames:

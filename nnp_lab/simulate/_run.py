@@ -25,6 +25,8 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from nnp_lab import display
+from nnp_lab.errors import SimulationError
 from nnp_lab.potentials import Potential, resolve_potential
 
 __all__ = [
@@ -180,6 +182,8 @@ class Run(abc.ABC):
     """
 
     kind: str = "run"
+    #: What one recorded frame is called in messages ("frames"; NEB: "bands").
+    frame_noun: str = "frames"
 
     def __init__(
         self,
@@ -298,10 +302,20 @@ class Run(abc.ABC):
 
         A ``KeyboardInterrupt`` ends the run cleanly: the trajectory is closed and the
         partial result (``stopped=True``) is returned with a warning.
+
+        Raises
+        ------
+        SimulationError
+            When the run becomes unphysical (non-finite energies or forces, for MD also
+            runaway forces or temperatures). The partial result, up to the last good step,
+            is attached as ``exc.result``; the trajectory file is closed and readable.
         """
         try:
             for _ in self.irun():
                 pass
+        except SimulationError as exc:
+            exc.result = self.result
+            raise
         except KeyboardInterrupt:
             import warnings
 
@@ -311,6 +325,15 @@ class Run(abc.ABC):
                 stacklevel=2,
             )
         return self.result
+
+    def _kept_note(self) -> str:
+        """Where the frames recorded so far are, for error messages (ends with a space)."""
+        if self.trajectory_path is None:
+            return (f"No trajectory was written (pass trajectory='{self.kind}.traj' to keep "
+                    f"the {self.frame_noun}). ")
+        n = self._writer.n_frames if self._writer is not None else 0
+        return (f"The trajectory {self.trajectory_path} holds the {n} {self.frame_noun} "
+                "recorded before. ")
 
     def write_frame(self, atoms: Atoms) -> None:
         """Append a frame to the trajectory file, if one was asked for."""
@@ -376,18 +399,6 @@ def attach_progress(run: Run, total: int | None, *, desc: str | None = None) -> 
     return close
 
 
-def _notebook_widgets_available() -> bool:
-    """Whether we run inside a Jupyter (IPython) kernel with ipywidgets/anywidget importable."""
-    import importlib.util
-    import sys
-
-    ipython = sys.modules.get("IPython")  # never import IPython just to find out
-    shell = ipython.get_ipython() if ipython is not None else None
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return False
-    return all(importlib.util.find_spec(m) is not None for m in ("ipywidgets", "anywidget", "plotly"))
-
-
 def run_to_end(run: Run, *, live: bool = False, total: int | None = None) -> Any:
     """Drain ``run`` and return its result; with ``live=True`` show its progress meanwhile.
 
@@ -398,18 +409,15 @@ def run_to_end(run: Run, *, live: bool = False, total: int | None = None) -> Any
     run
         A run that has not started.
     live
-        Show progress while running: inside a Jupyter kernel with ipywidgets, the live
-        view of :func:`nnp_lab.widgets.live.watch` (viewer, plots, Stop/Pause); elsewhere a
-        tqdm progress bar.
+        Show progress while running: inside a Jupyter kernel, the live display registered
+        for runs (:mod:`nnp_lab.display`; nnp_lab's is the live view of
+        :func:`nnp_lab.widgets.watch`: viewer, plots, Stop/Pause); elsewhere a tqdm bar.
     total
         Expected number of steps, for the progress display.
     """
-    if live and _notebook_widgets_available():
-        # Inside a Jupyter kernel: the live view (viewer, plots, Stop/Pause). Imported here
-        # only, so the engine never imports ipywidgets at module import.
-        from nnp_lab.widgets.live import watch
-
-        return watch(run, total=total)
+    show = display.live_display("run") if live else None
+    if show is not None:
+        return show(run, total=total)
     close = attach_progress(run, total) if live else None
     try:
         return run.run()

@@ -36,10 +36,9 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
+from nnp_lab import validation
 from nnp_lab.analysis.thermochemistry import (
     STANDARD_PRESSURE_PA,
-    _check_pressure,
-    _check_temperature,
     harmonic_free_energy,
     harmonic_thermo,
     ideal_gas_thermo,
@@ -282,7 +281,8 @@ class VibrationsResult:
         )
         value = float(
             thermo.get_gibbs_energy(
-                _check_temperature(temperature_K), _check_pressure(pressure_Pa), verbose=False
+                validation.number("temperature_K", temperature_K, strict=True, unit="K"),
+                validation.number("pressure_Pa", pressure_Pa, strict=True, unit="Pa"), verbose=False
             )
         )
         return value if include_potential_energy else value - self.energy

@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from nnp_lab.errors import InputError
+
 __all__ = ["FrameThrottle"]
 
 logger = logging.getLogger(__name__)
@@ -100,11 +102,11 @@ class FrameThrottle(Generic[T]):
         try:
             rate = float(value)
         except (TypeError, ValueError):
-            raise ValueError(
+            raise InputError(
                 f"max_rate_hz must be a positive number of frames per second, got {value!r}"
             ) from None
         if not rate > 0:
-            raise ValueError(
+            raise InputError(
                 f"max_rate_hz must be > 0 (frames per second), got {value!r}; "
                 "use math.inf to send every frame"
             )

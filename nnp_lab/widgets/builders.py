@@ -9,7 +9,7 @@ Behaviour shared by all panels
 ------------------------------
 - **When a rebuild happens.** Text boxes commit on Enter or when they lose focus
   (``continuous_update=False``); number boxes, dropdowns and checkboxes commit on change. Every
-  commit rebuilds once. :meth:`~_BuilderPanel.set` changes several inputs and rebuilds once.
+  commit rebuilds once. :meth:`~BuilderPanel.set` changes several inputs and rebuilds once.
 - **``.atoms``** is a *new copy* of the structure described by the current inputs, or
   ``None`` when the inputs are invalid (the panel never keeps a stale structure that does not
   match what its inputs say; the Relax / MD buttons are disabled meanwhile). The preview keeps
@@ -17,7 +17,7 @@ Behaviour shared by all panels
 - **Errors** (invalid SMILES, Miller index (0, 0, 0), unknown element, too many fixed
   layers, ...) are shown in red below the inputs, with the builders' own explanation of what
   was wrong and how to fix it. Nothing is raised into the notebook from a widget callback.
-- **Runs.** Relax / MD use the panel's :attr:`~_BuilderPanel.potential` (a registered name, a
+- **Runs.** Relax / MD use the panel's :attr:`~BuilderPanel.potential` (a registered name, a
   loaded :class:`~nnp_lab.potentials.Potential`, or ``None`` for the default model, loaded only
   when a run starts) and the options in ``panel.launcher.relax_options`` /
   ``panel.launcher.md_options``. Inside :class:`~nnp_lab.widgets.Lab` all panels share the
@@ -201,7 +201,7 @@ def _live_run_class() -> type:
     return LiveRun
 
 
-class _Hint(InputError):
+class Hint(InputError):
     """Nothing to build yet (e.g. no file chosen): shown as a grey hint, not as an error."""
 
 
@@ -322,7 +322,7 @@ class RunLauncher:
             The started live run, or ``None`` when it could not start.
         """
         if kind not in ("relax", "md"):
-            raise ValueError(f"kind must be 'relax' or 'md', got {kind!r}")
+            raise InputError(f"kind must be 'relax' or 'md', got {kind!r}")
         what = "relaxation" if kind == "relax" else "MD run"
         if atoms is None:
             self.status.value = error_html(
@@ -406,7 +406,7 @@ class RunLauncher:
 # ---------------------------------------------------------------------------------------------
 
 
-class _BuilderPanel(widgets.VBox):
+class BuilderPanel(widgets.VBox):
     """Inputs + preview + inline error + Relax/MD buttons; subclasses define the inputs.
 
     Subclasses implement :meth:`_inputs` (the input widgets, in display order),
@@ -530,7 +530,7 @@ class _BuilderPanel(widgets.VBox):
         """
         try:
             atoms = self._build()
-        except _Hint as hint:  # nothing entered yet: a grey hint, not a red error
+        except Hint as hint:  # nothing entered yet: a grey hint, not a red error
             self._set_error(str(hint), hint=True)
             self._atoms = None
             self._set_buttons(False)
@@ -669,7 +669,7 @@ def _text_box(value: str, description: str, placeholder: str) -> widgets.Text:
 # ---------------------------------------------------------------------------------------------
 
 
-class MoleculeBuilder(_BuilderPanel):
+class MoleculeBuilder(BuilderPanel):
     """Build a molecule from a SMILES string or a name, with a 3D preview and Relax / MD buttons.
 
     Names from ASE's G2 set (``"H2O"``, ``"CO"``, ``"CH4"``, ...; suggested while typing) give
@@ -743,7 +743,7 @@ class MoleculeBuilder(_BuilderPanel):
 # ---------------------------------------------------------------------------------------------
 
 
-class SlabBuilder(_BuilderPanel):
+class SlabBuilder(BuilderPanel):
     """Cut a slab from a bulk crystal, optionally put an adsorbate on a chosen site.
 
     Inputs: bulk element or formula, crystal structure (``auto`` = the element's reference
@@ -1068,7 +1068,7 @@ class SlabBuilder(_BuilderPanel):
 # ---------------------------------------------------------------------------------------------
 
 
-class NanoparticleBuilder(_BuilderPanel):
+class NanoparticleBuilder(BuilderPanel):
     """Build a pure or random-alloy metal nanoparticle.
 
     Inputs: composition (``"Pt"``, ``"Pt3Ni"`` or ``"Pt:0.2, Pd:0.2, Rh:0.2, Ir:0.2, Ru:0.2"``;

@@ -39,8 +39,8 @@ from nnp_lab.widgets.builders import (
     NanoparticleBuilder,
     RunLauncher,
     SlabBuilder,
-    _BuilderPanel,
-    _Hint,
+    BuilderPanel,
+    Hint,
     describe_error,
     error_html,
     info_html,
@@ -90,8 +90,7 @@ class RunSettings(widgets.VBox):
         relax_options: dict[str, Any] | None = None,
         md_options: dict[str, Any] | None = None,
     ) -> None:
-        from nnp_lab.simulate.md import ENSEMBLES, THERMOSTATS
-        from nnp_lab.simulate.relax import OPTIMIZERS
+        from nnp_lab.simulate import ENSEMBLES, OPTIMIZERS, THERMOSTATS
 
         r = {**DEFAULT_RELAX_OPTIONS, **(relax_options or {})}
         m = {**DEFAULT_MD_OPTIONS, **(md_options or {})}
@@ -192,7 +191,7 @@ class RunSettings(widgets.VBox):
 # ---------------------------------------------------------------------------------------------
 
 
-class FilePanel(_BuilderPanel):
+class FilePanel(BuilderPanel):
     """Load a structure from an uploaded file or a path on the kernel's machine.
 
     Any format ASE reads (``.xyz``, ``.extxyz``, ``.cif``, ``.traj``, ``POSCAR``, ``.pdb``,
@@ -263,7 +262,7 @@ class FilePanel(_BuilderPanel):
         else:
             path = self.path.value.strip()
             if not path:
-                raise _Hint("Upload a structure file or type a path, then press Enter.")
+                raise Hint("Upload a structure file or type a path, then press Enter.")
             target = Path(path).expanduser()
             if not target.is_file():
                 raise InputError(
@@ -386,7 +385,7 @@ class Lab(widgets.VBox):
 
         # -- builders --
         common = {"launcher": self.launcher, "viewer_height": viewer_height}
-        self.builders: dict[str, _BuilderPanel] = {
+        self.builders: dict[str, BuilderPanel] = {
             "molecule": MoleculeBuilder(**common),
             "slab": SlabBuilder(**common),
             "nanoparticle": NanoparticleBuilder(**common),
@@ -489,7 +488,7 @@ class Lab(widgets.VBox):
 
     # ------------------------------------------------------------------ structure and runs
     @property
-    def current(self) -> _BuilderPanel:
+    def current(self) -> BuilderPanel:
         """The builder panel of the selected tab."""
         index = self.tabs.selected_index or 0
         return list(self.builders.values())[index]

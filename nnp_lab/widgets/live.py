@@ -46,6 +46,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from nnp_lab.errors import InputError
 from nnp_lab.widgets._throttle import FrameThrottle
 from nnp_lab.widgets.plots import LivePlot, make_live_plot
 
@@ -353,11 +354,11 @@ class LiveRun(widgets.VBox):
         try:
             rate = float(max_rate_hz)
         except (TypeError, ValueError):
-            raise ValueError(f"max_rate_hz must be a number > 0, got {max_rate_hz!r}") from None
+            raise InputError(f"max_rate_hz must be a number > 0, got {max_rate_hz!r}") from None
         if not rate > 0:
-            raise ValueError(f"max_rate_hz must be > 0 updates per second, got {max_rate_hz!r}")
+            raise InputError(f"max_rate_hz must be > 0 updates per second, got {max_rate_hz!r}")
         if total is not None and (isinstance(total, bool) or not isinstance(total, (int, np.integer)) or total < 0):
-            raise ValueError(f"total must be a non-negative integer or None, got {total!r}")
+            raise InputError(f"total must be a non-negative integer or None, got {total!r}")
         if viewer is not None and not isinstance(viewer, Viewer):
             raise TypeError(f"viewer must be an nnp_lab.widgets.Viewer, got {type(viewer).__name__}")
 

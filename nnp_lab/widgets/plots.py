@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from nnp_lab.errors import InputError
+
 __all__ = [
     "DEFAULT_MAX_POINTS",
     "LivePlot",
@@ -42,6 +44,7 @@ __all__ = [
     "NEBPlot",
     "EnergyPlot",
     "make_live_plot",
+    "TrainingPlot",
 ]
 
 logger = logging.getLogger(__name__)
@@ -120,7 +123,7 @@ class LivePlot:
 
     def __init__(self, max_points: int = DEFAULT_MAX_POINTS) -> None:
         if not isinstance(max_points, int) or max_points < 10:
-            raise ValueError(f"max_points must be an integer >= 10, got {max_points!r}")
+            raise InputError(f"max_points must be an integer >= 10, got {max_points!r}")
         self.max_points = max_points
         self.figure: Any = None
         self._series: dict[str, _Series] = {}
@@ -408,3 +411,62 @@ def make_live_plot(run: Any, *, max_points: int = DEFAULT_MAX_POINTS) -> LivePlo
     if kind == "neb":
         return NEBPlot(max_points)
     return EnergyPlot(max_points)
+
+
+class TrainingPlot:
+    """Training and validation loss and the validation MAEs of :func:`nnp_lab.models.train`.
+
+    The live display of training (registered as ``"training"`` in :mod:`nnp_lab.display`):
+    ``train(..., live=None)`` creates one, displayed before the first epoch, and calls
+    :meth:`update` with the history after every epoch. Redrawn at most twice per second in
+    one ``batch_update``, and always at the end (``final=True``).
+
+    Parameters
+    ----------
+    title
+        Figure title, e.g. ``"training TeaNet"``.
+    """
+
+    #: Fewest seconds between two redraws (the final one is always drawn).
+    MIN_INTERVAL_S = 0.5
+
+    def __init__(self, title: str) -> None:
+        import time
+
+        import plotly.graph_objects as go
+        from IPython.display import display
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "validation MAE"),
+                            specs=[[{}, {"secondary_y": True}]])
+        fig.add_scatter(name="train loss", x=[], y=[], mode="lines", row=1, col=1)
+        fig.add_scatter(name="validation loss", x=[], y=[], mode="lines", row=1, col=1)
+        fig.add_scatter(name="force MAE (eV/Å)", x=[], y=[], mode="lines", row=1, col=2)
+        fig.add_scatter(name="energy MAE (meV/atom)", x=[], y=[], mode="lines", row=1, col=2,
+                        secondary_y=True)
+        fig.update_yaxes(type="log", row=1, col=1)
+        fig.update_xaxes(title_text="epoch")
+        fig.update_layout(height=320, title=title, template="plotly_white",
+                          margin=dict(l=50, r=50, t=50, b=40), uirevision="nnp_lab-train")
+        self.figure = go.FigureWidget(fig)
+        self._clock = time.perf_counter
+        self._last = -math.inf
+        self.n_draws = 0
+        display(self.figure)
+
+    def update(self, history: Any, final: bool = False) -> None:
+        """Redraw from ``history`` (lists ``epoch``, ``train_loss``, ``val_loss``,
+        ``val_force_mae``, ``val_energy_mae_per_atom``), at most every
+        :attr:`MIN_INTERVAL_S` seconds unless ``final``."""
+        now = self._clock()
+        if not final and now - self._last < self.MIN_INTERVAL_S:
+            return
+        self._last = now
+        x = history["epoch"]
+        with self.figure.batch_update():
+            data = self.figure.data
+            data[0].x, data[0].y = x, history["train_loss"]
+            data[1].x, data[1].y = x, history["val_loss"]
+            data[2].x, data[2].y = x, history["val_force_mae"]
+            data[3].x, data[3].y = x, [1000 * v for v in history["val_energy_mae_per_atom"]]
+        self.n_draws += 1

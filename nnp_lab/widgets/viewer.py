@@ -33,6 +33,7 @@ import traitlets as t
 from ase import Atoms
 from ase.cell import Cell
 
+from nnp_lab.errors import InputError
 from nnp_lab.widgets._throttle import FrameThrottle
 
 __all__ = ["Viewer", "TrajectoryPlayer"]
@@ -115,25 +116,25 @@ def _vectors(value: Any, n: int, name: str) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged nested lists and the like
-        raise ValueError(f"{name} must be an array of shape ({n}, 3); could not convert it: {exc}") from None
+        raise InputError(f"{name} must be an array of shape ({n}, 3); could not convert it: {exc}") from None
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
-        raise ValueError(f"{name} must be a numeric array of shape ({n}, 3), got dtype {arr.dtype}")
+        raise InputError(f"{name} must be a numeric array of shape ({n}, 3), got dtype {arr.dtype}")
     if arr.shape != (n, 3):
         hint = (
             " To show a structure with a different number of atoms, set viewer.atoms = new_atoms."
             if arr.ndim == 2 and arr.shape[1:] == (3,)
             else ""
         )
-        raise ValueError(
+        raise InputError(
             f"{name} must have shape ({n}, 3) for the {n} atoms shown, got shape {arr.shape}.{hint}"
         )
     out = np.array(arr, dtype="<f4", order="C", copy=True)
     finite = np.isfinite(out).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
-        raise ValueError(
+        raise InputError(
             f"{name} contain NaN or infinite values (atom indices {bad[:5].tolist()}"
             f"{' ...' if bad.size > 5 else ''}); check the simulation that produced them."
         )
@@ -145,12 +146,12 @@ def _cell9(cell: Any) -> list[float]:
     try:
         arr = Cell.new(cell).array
     except Exception as exc:
-        raise ValueError(
+        raise InputError(
             "cell must be a 3x3 matrix of row vectors (ASE convention), 3 lengths or 6 cell "
             f"parameters, got {cell!r} ({exc})"
         ) from None
     if not np.isfinite(arr).all():
-        raise ValueError(f"cell contains NaN or infinite values: {arr.tolist()}")
+        raise InputError(f"cell contains NaN or infinite values: {arr.tolist()}")
     return [float(x) for x in arr.reshape(9)]
 
 
@@ -202,7 +203,7 @@ def _frames_from(frames: Any, what: str) -> list[Atoms]:
 
         path = Path(frames)
         if not path.exists():
-            raise ValueError(f"{what}: file {str(path)!r} does not exist")
+            raise InputError(f"{what}: file {str(path)!r} does not exist")
         frames = read(path, index=":")
     elif isinstance(frames, Atoms):
         frames = [frames]
@@ -214,21 +215,21 @@ def _frames_from(frames: Any, what: str) -> list[Atoms]:
             f"{type(frames).__name__}"
         ) from None
     if not out:
-        raise ValueError(f"{what} is empty; pass at least one ase.Atoms")
+        raise InputError(f"{what} is empty; pass at least one ase.Atoms")
     for i, a in enumerate(out):
         if not isinstance(a, Atoms):
             raise TypeError(f"{what}[{i}] is a {type(a).__name__}, expected ase.Atoms")
     first = out[0].numbers
     for i, a in enumerate(out[1:], start=1):
         if len(a) != len(first):
-            raise ValueError(
+            raise InputError(
                 f"{what}: frame {i} has {len(a)} atoms but frame 0 has {len(first)}; every frame "
                 "must hold the same atoms in the same order (show structures with different "
                 "atoms one at a time with viewer.atoms = ...)"
             )
         if not np.array_equal(a.numbers, first):
             k = int(np.flatnonzero(a.numbers != first)[0])
-            raise ValueError(
+            raise InputError(
                 f"{what}: frame {i} has element {a.get_chemical_symbols()[k]} at index {k} where "
                 f"frame 0 has {out[0].get_chemical_symbols()[k]}; every frame must hold the same "
                 "atoms in the same order"
@@ -349,7 +350,7 @@ class Viewer(anywidget.AnyWidget):
         **kwargs: Any,
     ) -> None:
         if style not in STYLES:
-            raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+            raise InputError(f"style must be one of {STYLES}, got {style!r}")
         # Serialises every state sync: user trait changes (main thread) and throttled frames
         # (possibly delivered from the throttle's worker thread).
         self._sync_lock = threading.RLock()
@@ -405,7 +406,7 @@ class Viewer(anywidget.AnyWidget):
     @style.setter
     def style(self, value: str) -> None:
         if value not in STYLES:
-            raise ValueError(f"style must be one of {STYLES}, got {value!r}")
+            raise InputError(f"style must be one of {STYLES}, got {value!r}")
         self._style = value
 
     # ------------------------------------------------------------------ structure
@@ -469,7 +470,7 @@ class Viewer(anywidget.AnyWidget):
             return
         numbers = np.asarray(atoms.numbers)
         if numbers.size and (numbers.min() < 0 or numbers.max() > 255):
-            raise ValueError(f"atomic numbers must be in 0..255, got {numbers.min()}..{numbers.max()}")
+            raise InputError(f"atomic numbers must be in 0..255, got {numbers.min()}..{numbers.max()}")
         n = len(atoms)
         positions = _vectors(atoms.positions, n, "atoms.positions")
         source = atoms.copy()  # drops the calculator; keeps tags, constraints, info
@@ -536,11 +537,11 @@ class Viewer(anywidget.AnyWidget):
             If the shapes do not match the atoms shown, or values are NaN/infinite.
         """
         if self._source is None:
-            raise ValueError(
+            raise InputError(
                 "the viewer shows no structure yet; set viewer.atoms = atoms before calling update()"
             )
         if self._mode != "live":
-            raise ValueError(
+            raise InputError(
                 "the viewer is showing a trajectory or band; set viewer.atoms = atoms to go back "
                 "to live updates"
             )
@@ -675,13 +676,13 @@ class Viewer(anywidget.AnyWidget):
             If no trajectory or band is loaded, or the shapes differ from the loaded ones.
         """
         if self._mode == "live" or self._traj_array is None:
-            raise ValueError(
+            raise InputError(
                 "update_frames() needs frames loaded with show_trajectory() or show_band() first"
             )
         shape = self._traj_array.shape
         arr = np.asarray(positions)
         if arr.shape != shape:
-            raise ValueError(
+            raise InputError(
                 f"positions must have shape {shape} (n_frames, n_atoms, 3) like the loaded frames, "
                 f"got {arr.shape}; load a different band with show_band()"
             )
@@ -690,12 +691,12 @@ class Viewer(anywidget.AnyWidget):
         if cells is not None:
             c = np.asarray(cells, dtype=float)
             if c.shape != (shape[0], 3, 3):
-                raise ValueError(f"cells must have shape ({shape[0]}, 3, 3), got {c.shape}")
+                raise InputError(f"cells must have shape ({shape[0]}, 3, 3), got {c.shape}")
             new_cells = c.astype("<f4")
         if labels is not None:
             labels = [str(x) for x in labels]
             if len(labels) != shape[0]:
-                raise ValueError(f"got {len(labels)} labels for {shape[0]} frames; give one per frame")
+                raise InputError(f"got {len(labels)} labels for {shape[0]} frames; give one per frame")
         with self._locked_sync():
             self._traj_array = new
             self._traj_positions = new.tobytes()
@@ -708,11 +709,11 @@ class Viewer(anywidget.AnyWidget):
     def _load_frames(self, frames: list[Atoms], mode: str, labels: Sequence[str], start: int) -> None:
         labels = [str(x) for x in labels]
         if len(labels) != len(frames):
-            raise ValueError(f"got {len(labels)} labels for {len(frames)} frames; give one per frame")
+            raise InputError(f"got {len(labels)} labels for {len(frames)} frames; give one per frame")
         n = len(frames[0])
         nbytes = len(frames) * n * 12
         if nbytes > MAX_TRAJECTORY_BYTES:
-            raise ValueError(
+            raise InputError(
                 f"{len(frames)} frames x {n} atoms is {nbytes / 1024**2:.0f} MB of coordinates, more "
                 f"than the {MAX_TRAJECTORY_BYTES // 1024**2} MB the viewer sends to the browser; "
                 f"pass every k-th frame, e.g. frames[::{math.ceil(nbytes / MAX_TRAJECTORY_BYTES)}]"
@@ -724,7 +725,7 @@ class Viewer(anywidget.AnyWidget):
             cells[i] = np.asarray(_cell9(a.cell)).reshape(3, 3)
         start = int(start)
         if not 0 <= start < len(frames):
-            raise ValueError(f"start must be in 0..{len(frames) - 1}, got {start}")
+            raise InputError(f"start must be in 0..{len(frames) - 1}, got {start}")
         self._throttle.cancel()
         with self._locked_sync():
             self._set_structure(frames[start])
@@ -792,7 +793,7 @@ class Viewer(anywidget.AnyWidget):
         if self._mode != "live" and self._traj_array is not None and self._traj_cell_array is not None:
             k = self.frame_index if frame is None else int(frame)
             if not 0 <= k < len(self._traj_array):
-                raise ValueError(f"frame must be in 0..{len(self._traj_array) - 1}, got {k}")
+                raise InputError(f"frame must be in 0..{len(self._traj_array) - 1}, got {k}")
             atoms.positions = self._traj_array[k].astype(float)
             atoms.cell = self._traj_cell_array[k].astype(float)
         else:

@@ -9,7 +9,6 @@ every potential.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 

@@ -136,7 +136,7 @@ def test_input_bulk_not_mutated() -> None:
     ("kwargs", "match"),
     [
         ({"miller": (0, 0, 0), "layers": 4}, r"\(0, 0, 0\)"),
-        ({"miller": (1, 1, 1), "layers": 0}, "layers must be an integer >= 1"),
+        ({"miller": (1, 1, 1), "layers": 0}, "layers must be >= 1"),
         ({"miller": (1, 1, 1), "layers": 3, "fixed_layers": 3}, "fixed_layers=3"),
         ({"miller": (1, 1), "layers": 3}, "3 indices"),
         ({"miller": (1, 0, 0, 1), "layers": 3}, "i = -"),

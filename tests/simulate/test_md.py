@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 from ase import units
 from ase.build import bulk
-from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
 from ase.constraints import FixAtoms
 from ase.io import read
 
 from nnp_lab.errors import InputError, SimulationError
-from nnp_lab.potentials import has_stress, load_potential
+from nnp_lab.potentials import load_potential
 from nnp_lab.potentials.emt import EMTPotential
-from nnp_lab.simulate.md import MDResult, MDStep, MolecularDynamics, md
+from nnp_lab.simulate import MDResult, MDStep, MolecularDynamics, md
 from tests.simulate.potentials_for_tests import NaNAfter
 
 
@@ -138,6 +137,28 @@ def test_anisotropic_npt_runs_and_heats(emt):
     assert result.provenance["parameters"]["integrator"] == "MTKNPT"
     assert not np.allclose(result.frames[0].cell[:], result.atoms.cell[:])
     assert run._dyn._thermostat._kT == pytest.approx(600 * units.kB, rel=1e-12)
+
+
+def test_isotropic_npt_retargets_thermostat_and_barostat(emt):
+    run = MolecularDynamics(cu32(), emt, ensemble="npt", pressure_bar=1.0, temperature_K=300,
+                            timestep_fs=2.0, steps=12, interval=4, seed=0, taup_fs=100.0)
+    w_before = float(np.sum(run._dyn._barostat._W))
+    run.subscribe(lambda e: run.set_temperature(450) if e.step == 4 else None)
+    result = run.run()
+    assert run._dyn._thermostat._kT == pytest.approx(450 * units.kB, rel=1e-12)
+    assert run._dyn._barostat._kT == pytest.approx(450 * units.kB, rel=1e-12)
+    assert float(np.sum(run._dyn._barostat._W)) == pytest.approx(1.5 * w_before, rel=1e-12)
+    assert np.all(np.isfinite(result.total_energy))
+
+
+def test_missing_ase_internals_are_explained():
+    from nnp_lab.simulate._integrators import check_ase_internals
+
+    class NoseHooverChainNVT:  # an ASE that renamed the chain's internals
+        _thermostat = object()
+
+    with pytest.raises(RuntimeError, match="ASE internals .*_thermostat._kT.*tested with"):
+        check_ase_internals(NoseHooverChainNVT())
 
 
 # -- reproducibility -------------------------------------------------------------------
@@ -264,7 +285,7 @@ def test_fixed_atoms_do_not_move_in_md(emt):
         ({"temperature_K": -5}, "temperature_K must be >= 0"),
         ({"steps": -1}, "steps must be >= 0"),
         ({"interval": 0}, "interval must be >= 1"),
-        ({"friction": -0.1}, "friction must be > 0"),
+        ({"friction_per_fs": -0.1}, "friction_per_fs must be > 0"),
         ({"seed": -1}, "seed"),
         ({"velocities": "random"}, "auto, thermalize, keep"),
         ({"thermostat": "nose-hoover", "temperature_K": 0}, "temperature_K > 0"),
@@ -275,6 +296,24 @@ def test_fixed_atoms_do_not_move_in_md(emt):
 def test_bad_md_input_raises_input_error(emt, kwargs, match):
     with pytest.raises(InputError, match=match):
         md(cu32(), emt, **{"steps": 1, **kwargs})
+
+
+def test_friction_is_deprecated_for_friction_per_fs(emt):
+    with pytest.warns(DeprecationWarning, match="friction_per_fs"):
+        run = MolecularDynamics(cu32(), emt, friction=0.02, steps=1)
+    assert run.friction_per_fs == 0.02
+    assert run.parameters["friction_per_fs"] == 0.02
+
+
+def test_md_keywords_are_those_of_molecular_dynamics():
+    """md() names the common options; their defaults must be MolecularDynamics' own."""
+    import inspect
+
+    ours = inspect.signature(md).parameters
+    theirs = inspect.signature(MolecularDynamics).parameters
+    named = [n for n, p in ours.items() if p.kind is p.KEYWORD_ONLY and n != "live"]
+    assert named and all(n in theirs for n in named)
+    assert {n: ours[n].default for n in named} == {n: theirs[n].default for n in named}
 
 
 def test_npt_needs_a_periodic_cell(emt):

@@ -16,7 +16,7 @@ from ase.optimize import BFGS, FIRE
 
 from nnp_lab.errors import InputError
 from nnp_lab.potentials import Potential, load_potential
-from nnp_lab.simulate.neb import NEBResult, NEBRun, NEBStep, neb
+from nnp_lab.simulate import NEBResult, NEBRun, NEBStep, neb
 
 N_IMAGES = 5
 ADATOM = 12

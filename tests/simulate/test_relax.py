@@ -16,8 +16,7 @@ from ase.optimize import BFGS
 
 from nnp_lab.errors import InputError, SimulationError
 from nnp_lab.potentials import load_potential
-from nnp_lab.potentials.emt import EMTPotential
-from nnp_lab.simulate.relax import Relaxation, RelaxResult, RelaxStep, relax
+from nnp_lab.simulate import Relaxation, RelaxResult, RelaxStep, relax
 from tests.simulate.potentials_for_tests import NaNAfter
 
 

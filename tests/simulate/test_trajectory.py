@@ -15,14 +15,14 @@ from ase.cluster import Icosahedron
 from ase.io import read
 
 from nnp_lab.potentials import load_potential
-from nnp_lab.simulate.md import MolecularDynamics
-from nnp_lab.simulate.relax import Relaxation, relax
+from nnp_lab.simulate import MolecularDynamics
+from nnp_lab.simulate import Relaxation, relax
 
 CHILD = textwrap.dedent(
     """
     import sys
     from ase.build import bulk
-    from nnp_lab.simulate.md import md
+    from nnp_lab.simulate import md
 
     md(bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2), "emt", temperature_K=300,
        timestep_fs=2.0, steps=1_000_000, interval=1, trajectory=sys.argv[1], seed=0)

@@ -15,8 +15,8 @@ from ase.vibrations import Vibrations
 
 from nnp_lab.errors import InputError
 from nnp_lab.potentials import Potential, load_potential
-from nnp_lab.simulate.neb import neb
-from nnp_lab.simulate.vibrations import VibrationsResult, vibrations
+from nnp_lab.simulate import neb
+from nnp_lab.simulate import VibrationsResult, vibrations
 
 ADATOM = 12
 

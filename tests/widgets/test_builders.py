@@ -236,7 +236,7 @@ def test_nanoparticle_composition_and_counts() -> None:
         ({"composition": "Pt:abc"}, "is not a number"),
         ({"composition": "Qq"}, "Qq"),
         ({"composition": ""}, "enter an element"),
-        ({"shape": "wulff", "size": 1}, "size must be an integer >= 2"),
+        ({"shape": "wulff", "size": 1}, "size must be >= 2"),
     ],
 )
 def test_nanoparticle_errors_inline(values, expected) -> None:

@@ -207,7 +207,7 @@ def test_throttle_bounds_messages_and_shows_final_point(cluster: Atoms) -> None:
     t, temp = live.plot.series("temperature")
     assert len(t) == 301 and t[-1] == pytest.approx(events[-1].time_ps)
     assert live.plot.figure.data[3].y[-1] == pytest.approx(events[-1].temperature_K)
-    assert f"step 300/300" in live.status.value
+    assert "step 300/300" in live.status.value
 
 
 def test_long_runs_keep_bounded_points() -> None:
@@ -368,9 +368,9 @@ def test_given_viewer_is_used(cluster: Atoms) -> None:
 
 
 def test_live_true_outside_kernel_falls_back_to_tqdm(cluster: Atoms, capsys: Any) -> None:
-    from nnp_lab.simulate._run import _notebook_widgets_available
+    from nnp_lab.display import in_notebook, live_display
 
-    assert not _notebook_widgets_available()
+    assert not in_notebook() and live_display("run") is None
     assert _KernelPump.create() is None
     result = relax(cluster, "emt", steps=20, live=True)
     assert result.n_steps > 0
