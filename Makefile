@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Extra options of bench/run.py, e.g. make bench BENCH_ARGS=--quick, BENCH_ARGS="--only 'md/*/si64'".
 BENCH_ARGS ?=
 
-.PHONY: env browser lab demo lint test bench viewer clean
+.PHONY: env browser frontend-tools lab demo lint test bench viewer clean
 
 env: $(STAMP)
 
@@ -37,7 +37,13 @@ browser:
 lint: env
 	$(BIN)/ruff check nnp_lab tests bench
 
-test: env browser lint
+# esbuild (npm registry) lets the test suite check that widgets/viewer.js is the bundle of
+# widgets/src/; without npm that one test is skipped with the reason.
+frontend-tools:
+	@command -v npm >/dev/null 2>&1 && npm ci --prefix widgets --no-audit --no-fund --loglevel=error \
+	  || echo "warning: npm not available; the viewer bundle check will be skipped"
+
+test: env browser frontend-tools lint
 	$(BIN)/python -m pytest
 
 # Every benchmark of the speed issue against the upstream calculators -> bench/RESULTS.md and
