@@ -331,11 +331,7 @@ class Potential(abc.ABC):
         estimate = memory.peak_bytes(
             structures,
             self.cutoff,
-            per_atom=self.memory_per_atom_bytes,
-            per_pair=self.memory_per_pair_bytes,
-            overhead=self.memory_overhead_bytes,
-            per_triplet=self.memory_per_triplet_bytes,
-            triplet_cutoff=self.memory_triplet_cutoff,
+            **self._memory_constants(),
             max_atoms=self.max_batch_atoms,
             max_structures=self.max_batch_structures,
             what=self.name,
@@ -347,17 +343,19 @@ class Potential(abc.ABC):
                 estimate = other
         return estimate
 
+    def _memory_constants(self) -> dict[str, Any]:
+        """This model's memory constants, as the keywords of :mod:`.memory`'s estimators."""
+        return {
+            "per_atom": self.memory_per_atom_bytes,
+            "per_pair": self.memory_per_pair_bytes,
+            "overhead": self.memory_overhead_bytes,
+            "per_triplet": self.memory_per_triplet_bytes,
+            "triplet_cutoff": self.memory_triplet_cutoff,
+        }
+
     def _memory_upper_bound(self, n_atoms: int) -> float:
         """A quick upper bound of :meth:`memory_estimate` from the atom count alone."""
-        bound = memory.upper_bound_bytes(
-            n_atoms,
-            self.cutoff,
-            per_atom=self.memory_per_atom_bytes,
-            per_pair=self.memory_per_pair_bytes,
-            overhead=self.memory_overhead_bytes,
-            per_triplet=self.memory_per_triplet_bytes,
-            triplet_cutoff=self.memory_triplet_cutoff,
-        )
+        bound = memory.upper_bound_bytes(n_atoms, self.cutoff, **self._memory_constants())
         extra = getattr(self.dispersion, "memory_upper_bound", None)
         return max(bound, extra(n_atoms)) if extra is not None else bound
 

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -293,6 +294,19 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+def assert_no_console_errors(browser_logs: dict[str, list[str]], ours: str, *,
+                             gl_warnings: bool = False) -> None:
+    """No console error matching the regex ``ours`` (case-insensitive), no page error, and
+    with ``gl_warnings`` no WebGL ``GL_INVALID`` warning, in what the page logged so far."""
+    pattern = re.compile(ours, re.I)
+    errors = [m for m in browser_logs["console"] if m.startswith("error") and pattern.search(m)]
+    assert not errors, "\n".join(errors)
+    assert not browser_logs["page_errors"], "\n".join(browser_logs["page_errors"])
+    if gl_warnings:
+        invalid = [m for m in browser_logs["console"] if "GL_INVALID" in m]
+        assert not invalid, "\n".join(invalid[:5])
+
 
 def count_foreground(png: bytes, background: tuple[int, int, int] = (255, 255, 255), tol: int = 12) -> tuple[int, int]:
     """(pixels differing from ``background`` by more than ``tol`` in any channel, total pixels)."""

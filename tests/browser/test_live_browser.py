@@ -27,9 +27,11 @@ from typing import Any
 import pytest
 
 import lab_harness
-from lab_harness import NotebookPage, count_foreground, wait_until, write_notebook
+from lab_harness import NotebookPage, assert_no_console_errors, count_foreground, wait_until, write_notebook
 
 HELPERS = Path(__file__).resolve().parents[1] / "simulate"  # potentials_for_tests.py
+#: Console messages that come from our modules or the libraries the page uses.
+OURS = r"nnp|viewer|plotly|webgl|GL_|shader|anywidget|widget"
 NOTEBOOK = "live_browser_test.ipynb"
 RELAX_STEPS = 400
 
@@ -113,13 +115,6 @@ def _label_step(root: Any) -> int:
     return int(m.group(1)) if m else -1
 
 
-def _assert_no_console_errors(browser_logs: dict[str, list[str]]) -> None:
-    ours = re.compile(r"nnp|viewer|plotly|webgl|GL_|shader|anywidget|widget", re.I)
-    errors = [m for m in browser_logs["console"] if m.startswith("error") and ours.search(m)]
-    assert not errors, "\n".join(errors)
-    assert not browser_logs["page_errors"], "\n".join(browser_logs["page_errors"])
-
-
 def test_live_relax_updates_while_the_cell_runs(
     nb: NotebookPage, lab: lab_harness.LabServer, artifacts: Path,
     browser_logs: dict[str, list[str]],
@@ -172,7 +167,7 @@ def test_live_relax_updates_while_the_cell_runs(
     cell.locator(".nnp-lab-live").screenshot(path=str(artifacts / "live_relax_done.png"))
     print(f"\nrelax: view shown {t_shown:.1f} s after Run; points {n1} -> {n2} between the "
           f"gates; frames drawn {frames1} -> {frames2}; {n_steps} steps; {out.split()[-1]} s")
-    _assert_no_console_errors(browser_logs)
+    assert_no_console_errors(browser_logs, OURS)
 
 
 def test_live_md_pause_resume_and_stop(
@@ -220,4 +215,4 @@ def test_live_md_pause_resume_and_stop(
     wait_until(lambda: "stopped" in live.inner_text(), 120, "the stopped status")
     live.screenshot(path=str(artifacts / "live_md_stopped.png"))
     print(f"\nmd: Stop click -> cell output in {latency:.2f} s after {n_steps} steps")
-    _assert_no_console_errors(browser_logs)
+    assert_no_console_errors(browser_logs, OURS)

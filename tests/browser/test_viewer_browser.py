@@ -29,29 +29,27 @@ from typing import Any
 import pytest
 
 import lab_harness
-from lab_harness import NotebookPage, count_foreground, wait_until, write_notebook
+from lab_harness import NotebookPage, assert_no_console_errors, count_foreground, wait_until, write_notebook
 
+#: Console messages that come from our modules or the libraries the page uses.
+OURS = r"nnp|viewer|webgl|GL_|shader|anywidget"
 NOTEBOOK = "viewer_browser_test.ipynb"
 O_INDEX = 27  # molecule("CO") is [O, C]; add_adsorbate puts C down, so O (27) is on top
 PT_INDEX = 18  # a top-layer Pt atom away from the CO
+HELPERS = Path(__file__).resolve().parents[1] / "simulate"  # potentials_for_tests.py
 BURST_GATE, END_GATE = "viewer_gate_burst", "viewer_gate_end"
 
 CELLS = [
     # 0: set-up
-    """import os, time
+    f"""import os, sys, time
+sys.path.insert(0, {str(HELPERS)!r})
 import numpy as np
+from potentials_for_tests import wait_for_gate  # the test creates the file to let a cell go on
 from ase.build import fcc111, add_adsorbate, molecule
 from nnp_lab.widgets import Viewer, TrajectoryPlayer
 slab = fcc111("Pt", size=(3, 3, 3), vacuum=6.0)
 add_adsorbate(slab, molecule("CO"), 1.9, "fcc")
 rng = np.random.default_rng(0)
-
-def wait_for(name, limit_s=600):
-    # the test creates the file `name` to let the cell go on
-    deadline = time.monotonic() + limit_s
-    while not os.path.exists(name) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
 print("READY", len(slab))""",
     # 1: live view created and streamed in the same cell (the case nglview fails), for as long
     # as the test wants
@@ -67,7 +65,7 @@ while not os.path.exists({BURST_GATE!r}) and calls < 6000:
 for i in range(500):
     v.update(p0, label=f"burst {{i}}")
     calls += 1
-wait_for({END_GATE!r})
+wait_for_gate({END_GATE!r})
 print("LOOP DONE", v.frame_seq, calls, round(time.perf_counter() - t0, 3))""",
     # 2: a viewer to pick atoms in and restyle (independent of the streaming one)
     """v2 = Viewer(slab, height=420)
@@ -123,15 +121,6 @@ def _step(label: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def _assert_no_console_errors(browser_logs: dict[str, list[str]]) -> None:
-    ours = re.compile(r"nnp|viewer|webgl|GL_|shader|anywidget", re.I)
-    errors = [m for m in browser_logs["console"] if m.startswith("error") and ours.search(m)]
-    assert not errors, "\n".join(errors)
-    assert not browser_logs["page_errors"], "\n".join(browser_logs["page_errors"])
-    gl_warnings = [m for m in browser_logs["console"] if "GL_INVALID" in m]
-    assert not gl_warnings, "\n".join(gl_warnings[:5])
-
-
 @pytest.fixture(scope="module")
 def picker(nb: NotebookPage) -> Any:
     """The root element of a plain viewer (cell 2), shown once for the tests that use it."""
@@ -182,7 +171,7 @@ def test_live_view_updates_while_cell_runs(
     # At most one frame per 0.1 s of the cell's own run time (+ leading edge, final frame).
     assert sent <= 2 + math.ceil(10 * elapsed), f"throttle sent {sent} frames in {elapsed} s at 10 Hz"
     assert sent < calls - 400, (sent, calls)  # the burst was coalesced
-    _assert_no_console_errors(browser_logs)
+    assert_no_console_errors(browser_logs, OURS, gl_warnings=True)
 
 
 def test_click_picks_atom_and_syncs_selection(
@@ -210,7 +199,7 @@ def test_click_picks_atom_and_syncs_selection(
     assert f"SELECTED [{O_INDEX}, {PT_INDEX}]" in out, out
     drawn = int(out.split("FRAMES_DRAWN")[1].split()[0])
     assert drawn > 0, out  # the browser reports its drawn frames back to Python
-    _assert_no_console_errors(browser_logs)
+    assert_no_console_errors(browser_logs, OURS, gl_warnings=True)
 
 
 def test_save_png_from_python(
@@ -228,7 +217,7 @@ def test_save_png_from_python(
     nb.run_cell(5)
     out = nb.wait_output(5, "PNG", timeout_s=120)
     assert f"PNG True {len(data)} True" in out, out
-    _assert_no_console_errors(browser_logs)
+    assert_no_console_errors(browser_logs, OURS, gl_warnings=True)
 
 
 def test_trajectory_player_and_band_overlay(
@@ -266,7 +255,7 @@ def test_trajectory_player_and_band_overlay(
     )
     wait_until(lambda: _attr(band, "frame-index") == "3", 120, "the band slider to show image 3")
     assert _label(band).startswith("image 3/4")
-    _assert_no_console_errors(browser_logs)
+    assert_no_console_errors(browser_logs, OURS, gl_warnings=True)
 
 
 def test_spacefill_from_python(
@@ -285,4 +274,4 @@ def test_spacefill_from_python(
     png = root.locator("canvas").screenshot(path=str(artifacts / "viewer_spacefill.png"))
     fg, total = count_foreground(png)
     assert fg > 0.05 * total
-    _assert_no_console_errors(browser_logs)
+    assert_no_console_errors(browser_logs, OURS, gl_warnings=True)

@@ -70,14 +70,15 @@ class HeldPotential(EMTPotential):
             self.held_call = self.calls
             self.holding.set()
             try:
-                _wait_for(gate)
+                wait_for_gate(gate)
             finally:
                 self.holding.clear()
                 self.held_call = None
         return super()._evaluate(structures, properties)
 
 
-def _wait_for(gate: Gate) -> None:
+def wait_for_gate(gate: Gate) -> None:
+    """Return once ``gate`` is set (an Event) or exists (a file), or after HOLD_LIMIT_S."""
     if isinstance(gate, threading.Event):
         gate.wait(HOLD_LIMIT_S)
         return
