@@ -105,7 +105,11 @@ def _pt111_co():
     from nnp_lab import build
 
     slab = build.surface(
-        build.bulk("Pt", "fcc", a=3.92), (1, 1, 1), layers=4, vacuum=10, fixed_layers=2,
+        build.bulk("Pt", "fcc", a=3.92),
+        (1, 1, 1),
+        layers=4,
+        vacuum=10,
+        fixed_layers=2,
         size=(3, 3),
     )
     atoms = build.add_adsorbate(slab, "CO", "fcc", height=1.3, binding_atom=0)
@@ -145,18 +149,38 @@ SYSTEMS: dict[str, SystemSpec] = {
     for s in [
         _system("si8", 8, {"Si"}, "diamond Si, 1×1×1 cubic cell (quick mode)", lambda: si_cell(8)),
         *[
-            _system(f"si{n}", n, {"Si"}, f"diamond Si, {round((n / 8) ** (1 / 3))}³ cubic cells",
-                    (lambda n=n: si_cell(n)))
+            _system(
+                f"si{n}",
+                n,
+                {"Si"},
+                f"diamond Si, {round((n / 8) ** (1 / 3))}³ cubic cells",
+                (lambda n=n: si_cell(n)),
+            )
             for n in SI_SIZES
         ],
         _system("cu108", 108, {"Cu"}, "fcc Cu, 3³ cubic cells", lambda: _cu(108)),
         _system("cu500", 500, {"Cu"}, "fcc Cu, 5³ cubic cells", lambda: _cu(500)),
-        _system("pt111_co", 38, {"Pt", "C", "O"},
-                "Pt(111) 3×3, 4 layers (2 fixed), CO on an fcc site", _pt111_co),
-        _system("mof74", 162, {"Mg", "C", "H", "O"},
-                "Mg-MOF-74 conventional cell (nnp_lab.build.crystal)", _mof74),
-        _system("mol30", 30, {"C", "H", "O"},
-                f"molecule {MOLECULE_SMILES} (C12H16O2), non-periodic", _molecule),
+        _system(
+            "pt111_co",
+            38,
+            {"Pt", "C", "O"},
+            "Pt(111) 3×3, 4 layers (2 fixed), CO on an fcc site",
+            _pt111_co,
+        ),
+        _system(
+            "mof74",
+            162,
+            {"Mg", "C", "H", "O"},
+            "Mg-MOF-74 conventional cell (nnp_lab.build.crystal)",
+            _mof74,
+        ),
+        _system(
+            "mol30",
+            30,
+            {"C", "H", "O"},
+            f"molecule {MOLECULE_SMILES} (C12H16O2), non-periodic",
+            _molecule,
+        ),
     ]
 }
 
@@ -192,12 +216,25 @@ class NEBSpec:
 
 
 NEB_SYSTEMS = {
-    "cu100_adatom": NEBSpec("cu100_adatom", (4, 4, 4), 7, 0.05, 300,
-                            "Cu adatom hop hollow→hollow on Cu(100) 4×4, 4 layers (2 fixed)"),
+    "cu100_adatom": NEBSpec(
+        "cu100_adatom",
+        (4, 4, 4),
+        7,
+        0.05,
+        300,
+        "Cu adatom hop hollow→hollow on Cu(100) 4×4, 4 layers (2 fixed)",
+    ),
     # Quick mode: a smoke test, allowed to stop before converging.
-    "cu100_adatom_small": NEBSpec("cu100_adatom_small", (2, 2, 3), 3, 0.2, 15,
-                                  "Cu adatom hop on Cu(100) 2×2, 3 layers (quick mode)",
-                                  relax_fmax=0.2, relax_steps=20),
+    "cu100_adatom_small": NEBSpec(
+        "cu100_adatom_small",
+        (2, 2, 3),
+        3,
+        0.2,
+        15,
+        "Cu adatom hop on Cu(100) 2×2, 3 layers (quick mode)",
+        relax_fmax=0.2,
+        relax_steps=20,
+    ),
 }
 
 
@@ -426,33 +463,60 @@ def plan(
                 if not model.covers(system.elements):
                     continue
                 impls = ["ours", "upstream"]
-                if (kind == "sp" and via_nnp_lab and model.via_nnp_lab
-                        and system.n_atoms <= via_nnp_lab_max_atoms):
+                if (
+                    kind == "sp"
+                    and via_nnp_lab
+                    and model.via_nnp_lab
+                    and system.n_atoms <= via_nnp_lab_max_atoms
+                ):
                     impls.append("via-nnp_lab")
                 n = system.n_atoms
-                cases.append(Case(
-                    id=f"{kind}/{model_name}/{sys_name}", kind=kind, model=model_name,
-                    system=sys_name, n_atoms=n, impls=impls, repeats=n_repeats(n),
-                    warmup=0 if (kind == "md" and (n >= HUGE_ATOMS or quick)) else 1,
-                    md_block=_md_block(n, quick) if kind == "md" else 1,
-                    budget_s=budget(n), description=system.description,
-                ))
+                cases.append(
+                    Case(
+                        id=f"{kind}/{model_name}/{sys_name}",
+                        kind=kind,
+                        model=model_name,
+                        system=sys_name,
+                        n_atoms=n,
+                        impls=impls,
+                        repeats=n_repeats(n),
+                        warmup=0 if (kind == "md" and (n >= HUGE_ATOMS or quick)) else 1,
+                        md_block=_md_block(n, quick) if kind == "md" else 1,
+                        budget_s=budget(n),
+                        description=system.description,
+                    )
+                )
         if "neb" in model.kinds:
             neb = NEB_SYSTEMS[neb_system]
-            cases.append(Case(
-                id=f"neb/{model_name}/{neb_system}", kind="neb", model=model_name,
-                system=neb_system, n_atoms=neb.n_atoms, impls=["prepare", "ours", "upstream"],
-                repeats=max(1, neb_repeats or 1), warmup=1,
-                budget_s=budget_s or (240.0 if quick else 1800.0), description=neb.description,
-            ))
+            cases.append(
+                Case(
+                    id=f"neb/{model_name}/{neb_system}",
+                    kind="neb",
+                    model=model_name,
+                    system=neb_system,
+                    n_atoms=neb.n_atoms,
+                    impls=["prepare", "ours", "upstream"],
+                    repeats=max(1, neb_repeats or 1),
+                    warmup=1,
+                    budget_s=budget_s or (240.0 if quick else 1800.0),
+                    description=neb.description,
+                )
+            )
         if "import" in model.kinds:
-            cases.append(Case(
-                id=f"import/{model_name}/{model.import_system}", kind="import",
-                model=model_name, system=model.import_system, n_atoms=64,
-                impls=["ours", "upstream"], repeats=1 if quick else (repeats or 3),
-                warmup=0 if quick else 1, budget_s=budget_s or (180.0 if quick else 300.0),
-                description="fresh Python process: import → first energy of a 64-atom cell",
-            ))
+            cases.append(
+                Case(
+                    id=f"import/{model_name}/{model.import_system}",
+                    kind="import",
+                    model=model_name,
+                    system=model.import_system,
+                    n_atoms=64,
+                    impls=["ours", "upstream"],
+                    repeats=1 if quick else (repeats or 3),
+                    warmup=0 if quick else 1,
+                    budget_s=budget_s or (180.0 if quick else 300.0),
+                    description="fresh Python process: import → first energy of a 64-atom cell",
+                )
+            )
     return cases
 
 

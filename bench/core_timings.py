@@ -42,7 +42,15 @@ def main() -> None:
         atoms = si_cell(n, rattle=0.02)
         sp = time_calls(lambda: pot.evaluate([atoms]), args.repeats)
         t = time.perf_counter()
-        md(atoms, pot, ensemble="nvt", temperature_K=300, steps=args.md_steps, interval=args.md_steps, seed=1)
+        md(
+            atoms,
+            pot,
+            ensemble="nvt",
+            temperature_K=300,
+            steps=args.md_steps,
+            interval=args.md_steps,
+            seed=1,
+        )
         per_step = (time.perf_counter() - t) / args.md_steps
         med = statistics.median(sp)
         rows.append(
@@ -63,9 +71,17 @@ def main() -> None:
         f"nnp_lab.load_potential({args.model!r}).evaluate([a]); print(time.perf_counter()-t)"
     )
     t0 = time.perf_counter()
-    inner = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1])
+    inner = float(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+    )
     outer = time.perf_counter() - t0
-    print(json.dumps({"import_to_first_energy_s": round(inner, 2), "fresh_process_total_s": round(outer, 2)}))
+    print(
+        json.dumps(
+            {"import_to_first_energy_s": round(inner, 2), "fresh_process_total_s": round(outer, 2)}
+        )
+    )
     print(
         f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, numpy {np.__version__}, model {args.model}"

@@ -198,15 +198,25 @@ def main() -> None:
     rows.append(measure("EMT Cu55 icosahedron", _cluster(3), "emt", 200, repeats, args.rate))
     if not args.quick:
         try:
-            rows.append(measure("SevenNet-0 CO/Pt(111) 2x2x3", _co_on_pt(), "sevennet-0", 30,
-                                max(2, repeats // 2), args.rate))
+            rows.append(
+                measure(
+                    "SevenNet-0 CO/Pt(111) 2x2x3",
+                    _co_on_pt(),
+                    "sevennet-0",
+                    30,
+                    max(2, repeats // 2),
+                    args.rate,
+                )
+            )
         except Exception as exc:  # model not installed
             logger.warning("SevenNet-0 case skipped: %s", exc)
 
     logger.info("max_rate_hz = %g", args.rate)
-    header = (f"{'case':30s} {'atoms':>5s} {'steps':>5s} {'plain s':>8s} {'live s':>8s} "
-              f"{'ratio':>6s} {'CPU ratio':>9s} {'own ratio':>9s} {'updates':>7s} {'msg/s':>6s} "
-              f"{'kB/s':>6s}")
+    header = (
+        f"{'case':30s} {'atoms':>5s} {'steps':>5s} {'plain s':>8s} {'live s':>8s} "
+        f"{'ratio':>6s} {'CPU ratio':>9s} {'own ratio':>9s} {'updates':>7s} {'msg/s':>6s} "
+        f"{'kB/s':>6s}"
+    )
     logger.info(header)
     for r in rows:
         logger.info(

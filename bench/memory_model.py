@@ -67,8 +67,12 @@ LATTICES = {
 #: model -> system -> cubic-cell repeats measured (the upstream and the l3i5 / MF models are
 #: 5-20x slower per atom and 8x hungrier, so they get smaller cells).
 PLAN: dict[str, dict[str, list[int]]] = {
-    "sevennet-0": {"si": [2, 3, 4, 5, 6, 8], "cu": [3, 4, 5, 6, 8], "c": [2, 3, 4, 6],
-                   "na": [4, 6, 8, 10]},
+    "sevennet-0": {
+        "si": [2, 3, 4, 5, 6, 8],
+        "cu": [3, 4, 5, 6, 8],
+        "c": [2, 3, 4, 6],
+        "na": [4, 6, 8, 10],
+    },
     "sevennet-0-upstream": {"si": [2, 3, 4, 5], "cu": [3, 4, 5], "c": [2, 3], "na": [4, 6, 8]},
     "sevennet-l3i5": {"si": [2, 3, 4], "cu": [3, 4], "c": [2, 3], "na": [4, 6]},
     "sevennet-mf-0-pbe": {"si": [2, 3, 4], "cu": [3, 4], "c": [2, 3], "na": [4, 6]},
@@ -189,7 +193,8 @@ def measure(model: str, system: str, repeats: int) -> dict[str, Any]:
             "growth": peak - before["VmRSS"],
             "peak_reset": reset,
             "vm_growth": (after["VmPeak"] - before["VmSize"])
-            if after["VmPeak"] > before["VmPeak"] else None,
+            if after["VmPeak"] > before["VmPeak"]
+            else None,
         }
     return out
 
@@ -255,25 +260,41 @@ def report(model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     for r, res, pred in zip(rows, result["relative_residual"], result["prediction"]):
         logger.info(
             "   %-6s %6d %9d  %8.3f %10.0f  %s %s %s %+6.1f%%  %6.2f",
-            r["system"], r["n_atoms"], r["n_pairs"], r["n_pairs_estimate"] / max(r["n_pairs"], 1),
-            r.get("n_triplets_estimate") or 0.0, _mb(r["call1"]["growth"]),
-            _mb(r["call2"]["growth"]), _mb(pred), 100 * res, r["call1"]["wall_s"],
+            r["system"],
+            r["n_atoms"],
+            r["n_pairs"],
+            r["n_pairs_estimate"] / max(r["n_pairs"], 1),
+            r.get("n_triplets_estimate") or 0.0,
+            _mb(r["call1"]["growth"]),
+            _mb(r["call2"]["growth"]),
+            _mb(pred),
+            100 * res,
+            r["call1"]["wall_s"],
         )
     for label, f in (("first call", result), ("second call", second)):
         logger.info(
             "   fit (%s): overhead %.1f MB, %.1f kB/atom, %.2f kB/pair%s; rms residual %.1f %%, "
             "largest %.1f MB",
-            label, f["overhead"] / 1e6, f["per_atom"] / 1e3, f["per_pair"] / 1e3,
+            label,
+            f["overhead"] / 1e6,
+            f["per_atom"] / 1e3,
+            f["per_pair"] / 1e3,
             f", {f['per_triplet'] / 1e3:.2f} kB/angle" if f["per_triplet"] else "",
-            100 * f["rms_relative_residual"], f["max_abs_residual"] / 1e6,
+            100 * f["rms_relative_residual"],
+            f["max_abs_residual"] / 1e6,
         )
     rec = result["recommended"]
     logger.info(
         "   with margin (x%.2f, +%.0f MB): memory_overhead_bytes = %.3g, memory_per_atom_bytes = "
         "%.3g, memory_per_pair_bytes = %.3g%s; estimate / measured = %.2f .. %.2f",
-        MARGIN, OVERHEAD_ALLOWANCE / 1e6, rec["overhead"], rec["per_atom"], rec["per_pair"],
+        MARGIN,
+        OVERHEAD_ALLOWANCE / 1e6,
+        rec["overhead"],
+        rec["per_atom"],
+        rec["per_pair"],
         f", memory_per_triplet_bytes = {rec['per_triplet']:.3g}" if rec["per_triplet"] else "",
-        result["min_ratio_recommended_to_measured"], result["max_ratio_recommended_to_measured"],
+        result["min_ratio_recommended_to_measured"],
+        result["max_ratio_recommended_to_measured"],
     )
     result["second_call"] = second
     return result
@@ -309,19 +330,25 @@ def check_cost(model: str = "sevennet-0") -> list[dict[str, Any]]:
             what = "bound + estimate"
         else:
             what = "bound + estimate + limits"
-        rows.append({
-            "n_atoms": n,
-            "path": what,
-            "check_s": best(lambda: pot._check_memory(structures, n), number),
-            "estimate_s": best(lambda: pot.memory_estimate(structures), number),
-            "limits_s": best(lambda: memory.available_memory("cpu"), number),
-            "estimate_bytes": estimate,
-        })
+        rows.append(
+            {
+                "n_atoms": n,
+                "path": what,
+                "check_s": best(lambda: pot._check_memory(structures, n), number),
+                "estimate_s": best(lambda: pot.memory_estimate(structures), number),
+                "limits_s": best(lambda: memory.available_memory("cpu"), number),
+                "estimate_bytes": estimate,
+            }
+        )
         logger.info(
             "   Si %6d atoms: check %7.1f µs (%s); estimate alone %7.1f µs, limits alone "
             "%5.1f µs; estimate %.2f GB",
-            n, rows[-1]["check_s"] * 1e6, what, rows[-1]["estimate_s"] * 1e6,
-            rows[-1]["limits_s"] * 1e6, estimate / 1e9,
+            n,
+            rows[-1]["check_s"] * 1e6,
+            what,
+            rows[-1]["estimate_s"] * 1e6,
+            rows[-1]["limits_s"] * 1e6,
+            estimate / 1e9,
         )
     return rows
 
@@ -360,15 +387,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="two sizes per system")
     parser.add_argument("--json", type=Path, help="write measurements and fits here")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per process")
-    parser.add_argument("--max-gb", type=float, default=None,
-                        help="address-space cap per worker (default: 70%% of the available "
-                             "memory at the start)")
-    parser.add_argument("--refit", nargs="+", type=Path, metavar="JSON",
-                        help="fit and print again from saved --json files (later files win)")
-    parser.add_argument("--cost", action="store_true",
-                        help="time the check itself (sevennet-0, Si 64 to 32,768 atoms)")
-    parser.add_argument("--worker", nargs=3, metavar=("MODEL", "SYSTEM", "REPEATS"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--max-gb",
+        type=float,
+        default=None,
+        help="address-space cap per worker (default: 70%% of the available memory at the start)",
+    )
+    parser.add_argument(
+        "--refit",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="fit and print again from saved --json files (later files win)",
+    )
+    parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="time the check itself (sevennet-0, Si 64 to 32,768 atoms)",
+    )
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("MODEL", "SYSTEM", "REPEATS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.worker:
         model, system, repeats = args.worker
@@ -392,8 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         fits = {m: report(m, rows) for m, rows in measurements.items() if len(rows) >= 3}
         if args.json:
-            args.json.write_text(json.dumps({"measurements": measurements, "fits": fits},
-                                            indent=1))
+            args.json.write_text(json.dumps({"measurements": measurements, "fits": fits}, indent=1))
         return 0
     from nnp_lab.potentials.memory import available_memory_bytes
 
@@ -411,8 +449,12 @@ def main(argv: list[str] | None = None) -> int:
                 row = run_worker(model, system, k, args.timeout, max_bytes)
                 if row is not None:
                     logger.info(
-                        "   %s %s %d atoms: %.1f MB (%.1f s)", model, system, row["n_atoms"],
-                        row["call1"]["growth"] / 1e6, row["call1"]["wall_s"],
+                        "   %s %s %d atoms: %.1f MB (%.1f s)",
+                        model,
+                        system,
+                        row["n_atoms"],
+                        row["call1"]["growth"] / 1e6,
+                        row["call1"]["wall_s"],
                     )
                     rows.append(row)
         data["measurements"][model] = rows

@@ -59,8 +59,13 @@ def settings():
         (
             "BehlerParrinello light",
             BehlerParrinello,
-            {"cutoff": 5.0, "angular_cutoff": 3.5, "radial_shifts": np.linspace(0.8, 4.5, 8),
-             "angular_etas": [0.05], "hidden": [16, 16]},
+            {
+                "cutoff": 5.0,
+                "angular_cutoff": 3.5,
+                "radial_shifts": np.linspace(0.8, 4.5, 8),
+                "angular_etas": [0.05],
+                "hidden": [16, 16],
+            },
         ),
         ("SchNet default", SchNet, {}),
         ("SchNet light", SchNet, {"n_features": 32, "n_interactions": 2, "n_rbf": 16}),
@@ -93,7 +98,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--only", default="", help="substring of the model labels to time")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -132,7 +139,9 @@ def main() -> None:
                 }
                 print(json.dumps(row), flush=True)
                 table.append(row)
-    print("\n| model | system | atoms | step ms (median) | step ms (min) | step CPU ms | with input check |")
+    print(
+        "\n| model | system | atoms | step ms (median) | step ms (min) | step CPU ms | with input check |"
+    )
     print("|---|---|---|---|---|---|---|")
     for row in table:
         print(

@@ -185,7 +185,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument(
-        "--properties", nargs="+", default=["energy", "forces"],
+        "--properties",
+        nargs="+",
+        default=["energy", "forces"],
         help="what to evaluate (an MD step: energy forces; add stress for NPT)",
     )
     parser.add_argument("--upstream", action="store_true", help="also profile sevenn's model")

@@ -32,12 +32,12 @@ GOAL_NEB_SYSTEM = "cu100_adatom"
 
 GOALS = {
     1: f"MD step with the default model ≥ {MD_SPEEDUP_GOAL:g}× faster than upstream at "
-       f"{', '.join(map(str, GOAL_SIZES))} atoms, max force difference ≤ {FORCE_TOLERANCE:g} "
-       "eV/Å",
+    f"{', '.join(map(str, GOAL_SIZES))} atoms, max force difference ≤ {FORCE_TOLERANCE:g} "
+    "eV/Å",
     2: f"cost per atom roughly flat from {SI_SIZES[0]} to {SI_SIZES[-1]:,} atoms (time ratio ≤ "
-       f"{SCALING_SLACK:g}× atom ratio); memory linear",
+    f"{SCALING_SLACK:g}× atom ratio); memory linear",
     3: f"7-image NEB on ~60 atoms ≤ {NEB_TIME_RATIO_GOAL:g}× the wall time of ASE NEB with the "
-       f"upstream calculator; barriers agree (±{BARRIER_TOLERANCE:g} eV)",
+    f"upstream calculator; barriers agree (±{BARRIER_TOLERANCE:g} eV)",
     4: f"import → first energy of a 64-atom cell ≤ {IMPORT_GOAL_S:g} s",
 }
 
@@ -119,8 +119,11 @@ def compare_case(entry: dict, work: Path) -> dict[str, Any]:
             for key in ("forward_barrier", "backward_barrier"):
                 item[f"{key}_diff"] = float(run[key] - ref[key])
             item["both_converged"] = bool(run.get("converged") and ref.get("converged"))
-        if entry["kind"] == "import" and (run or {}).get("process_s") and (ref or {}).get(
-                "process_s"):
+        if (
+            entry["kind"] == "import"
+            and (run or {}).get("process_s")
+            and (ref or {}).get("process_s")
+        ):
             o, u = Stats.from_dict(run["process_s"]), Stats.from_dict(ref["process_s"])
             item["process_speedup"] = u.median / o.median
         out[impl] = item
@@ -155,8 +158,10 @@ def _goal_md_speed(results: dict, model: str) -> dict:
         values[n] = {"speedup": s, "max_force_diff": df}
         checks.append(None if s is None else s >= MD_SPEEDUP_GOAL)
         checks.append(None if df is None else df <= FORCE_TOLERANCE)
-        parts.append(f"{n}: {'–' if s is None else f'{s:.2f}×'}, "
-                     f"max ‖ΔF‖ {'–' if df is None else f'{df:.1e}'}")
+        parts.append(
+            f"{n}: {'–' if s is None else f'{s:.2f}×'}, "
+            f"max ‖ΔF‖ {'–' if df is None else f'{df:.1e}'}"
+        )
     return {"measured": "; ".join(parts) + " (eV/Å)", "met": _verdict(checks), "values": values}
 
 
@@ -206,18 +211,27 @@ def _goal_scaling(results: dict, model: str) -> dict:
         ratio, limit = b.median / a.median, SCALING_SLACK * hi / lo
         values.update(time_ratio=ratio, limit=limit)
         checks.append(ratio <= limit)
-        text = (f"MD step {hi:,}/{lo} atoms: time ratio {ratio:.1f} (limit {limit:.1f}; "
-                f"{a.median / lo * 1e3:.1f} → {b.median / hi * 1e3:.1f} ms/atom)")
+        text = (
+            f"MD step {hi:,}/{lo} atoms: time ratio {ratio:.1f} (limit {limit:.1f}; "
+            f"{a.median / lo * 1e3:.1f} → {b.median / hi * 1e3:.1f} ms/atom)"
+        )
     else:
         checks.append(None)
         text = f"MD step time at {lo} and {hi:,} atoms not both measured"
-    mem = memory_linearity([(n, _growth_mb(r)) for n, r in _si_series(results, "sp", model)
-                            if r and r.get("status") == "ok"])
+    mem = memory_linearity(
+        [
+            (n, _growth_mb(r))
+            for n, r in _si_series(results, "sp", model)
+            if r and r.get("status") == "ok"
+        ]
+    )
     values["memory"] = mem
     if mem and mem["sizes"][0] <= lo and mem["sizes"][-1] >= hi:
         checks.append(mem["linear"])
-        text += (f"; memory {mem['fit_kb_per_atom']:.0f} kB/atom, last/previous marginal "
-                 f"{mem['last_segment_ratio']:.2f} (limit {MEMORY_SLOPE_RATIO:g})")
+        text += (
+            f"; memory {mem['fit_kb_per_atom']:.0f} kB/atom, last/previous marginal "
+            f"{mem['last_segment_ratio']:.2f} (limit {MEMORY_SLOPE_RATIO:g})"
+        )
     else:
         checks.append(None)
         text += "; memory: Si sizes up to 4,096 not all measured"
@@ -232,15 +246,22 @@ def _goal_neb(results: dict, model: str) -> dict:
     if ratio is None:
         return {"measured": "not measured", "met": None, "values": {}}
     ours, up = runs["ours"], runs["upstream"]
-    agree = (abs(cmp_["forward_barrier_diff"]) <= BARRIER_TOLERANCE
-             and abs(cmp_["backward_barrier_diff"]) <= BARRIER_TOLERANCE
-             and cmp_["both_converged"])
-    text = (f"ours/ASE wall time {ratio:.2f}; barrier {ours['forward_barrier']:.3f} vs "
-            f"{up['forward_barrier']:.3f} eV (Δ {cmp_['forward_barrier_diff']:+.4f}), "
-            f"{ours['n_steps']} vs {up['n_steps']} iterations"
-            + ("" if cmp_["both_converged"] else ", NOT both converged"))
-    return {"measured": text, "met": _verdict([ratio <= NEB_TIME_RATIO_GOAL, agree]),
-            "values": {"time_ratio": ratio, **cmp_}}
+    agree = (
+        abs(cmp_["forward_barrier_diff"]) <= BARRIER_TOLERANCE
+        and abs(cmp_["backward_barrier_diff"]) <= BARRIER_TOLERANCE
+        and cmp_["both_converged"]
+    )
+    text = (
+        f"ours/ASE wall time {ratio:.2f}; barrier {ours['forward_barrier']:.3f} vs "
+        f"{up['forward_barrier']:.3f} eV (Δ {cmp_['forward_barrier_diff']:+.4f}), "
+        f"{ours['n_steps']} vs {up['n_steps']} iterations"
+        + ("" if cmp_["both_converged"] else ", NOT both converged")
+    )
+    return {
+        "measured": text,
+        "met": _verdict([ratio <= NEB_TIME_RATIO_GOAL, agree]),
+        "values": {"time_ratio": ratio, **cmp_},
+    }
 
 
 def _goal_import(results: dict, model: str) -> dict:
@@ -250,10 +271,15 @@ def _goal_import(results: dict, model: str) -> dict:
     if s is None:
         return {"measured": "not measured", "met": None, "values": {}}
     proc = run.get("process_s") or {}
-    text = (f"{s.median:.2f} s from `import nnp_lab` ({s.min:.2f}–{s.max:.2f}); "
-            f"{proc.get('median', float('nan')):.2f} s from process start")
-    return {"measured": text, "met": s.median <= IMPORT_GOAL_S,
-            "values": {"median_s": s.median, "process_median_s": proc.get("median")}}
+    text = (
+        f"{s.median:.2f} s from `import nnp_lab` ({s.min:.2f}–{s.max:.2f}); "
+        f"{proc.get('median', float('nan')):.2f} s from process start"
+    )
+    return {
+        "measured": text,
+        "met": s.median <= IMPORT_GOAL_S,
+        "values": {"median_s": s.median, "process_median_s": proc.get("median")},
+    }
 
 
 def evaluate_goals(results: dict) -> list[dict]:
@@ -348,23 +374,38 @@ def _impl_line(entries: list[dict], impl: str) -> str | None:
 
 def _section_sp(results: dict, model: str, entries: list[dict]) -> list[str]:
     has_via = any("via-nnp_lab" in e["runs"] for e in entries)
-    header = ["system", "atoms", "ours", "upstream", "speed-up", "ours ms/atom",
-              "upstream ms/atom", "max ‖ΔF‖ eV/Å", "\\|ΔE\\|/atom eV",
-              "max \\|Δσ\\| eV/Å³",
-              "peak RSS MB ours / upstream"]
+    header = [
+        "system",
+        "atoms",
+        "ours",
+        "upstream",
+        "speed-up",
+        "ours ms/atom",
+        "upstream ms/atom",
+        "max ‖ΔF‖ eV/Å",
+        "\\|ΔE\\|/atom eV",
+        "max \\|Δσ\\| eV/Å³",
+        "peak RSS MB ours / upstream",
+    ]
     if has_via:
         header += [f"via nnp_lab ({MODELS[model].via_nnp_lab})", "its speed-up"]
     rows = []
     for e in entries:
         runs, cmp_ = e["runs"], e.get("comparison", {})
         o = cmp_.get("ours", {})
-        row = [e["system"], f"{e['n_atoms']:,}", _cell(runs.get("ours")),
-               _cell(runs.get("upstream")), _ratio(o),
-               _ms_per_atom(runs.get("ours"), e["n_atoms"]),
-               _ms_per_atom(runs.get("upstream"), e["n_atoms"]),
-               _sci(o.get("max_force_diff")), _sci(o.get("energy_diff_per_atom")),
-               _sci(o.get("max_stress_diff")),
-               f"{_mb(runs.get('ours'))} / {_mb(runs.get('upstream'))}"]
+        row = [
+            e["system"],
+            f"{e['n_atoms']:,}",
+            _cell(runs.get("ours")),
+            _cell(runs.get("upstream")),
+            _ratio(o),
+            _ms_per_atom(runs.get("ours"), e["n_atoms"]),
+            _ms_per_atom(runs.get("upstream"), e["n_atoms"]),
+            _sci(o.get("max_force_diff")),
+            _sci(o.get("energy_diff_per_atom")),
+            _sci(o.get("max_stress_diff")),
+            f"{_mb(runs.get('ours'))} / {_mb(runs.get('upstream'))}",
+        ]
         if has_via:
             row += [_cell(runs.get("via-nnp_lab")), _ratio(cmp_.get("via-nnp_lab"))]
         rows.append(row)
@@ -372,20 +413,40 @@ def _section_sp(results: dict, model: str, entries: list[dict]) -> list[str]:
 
 
 def _section_md(entries: list[dict]) -> list[str]:
-    header = ["system", "atoms", "steps per sample", "ours per step", "upstream per step",
-              "speed-up", "ours ms/atom/step", "upstream ms/atom/step",
-              "peak RSS MB ours / upstream", "T after run (K) ours / upstream"]
+    header = [
+        "system",
+        "atoms",
+        "steps per sample",
+        "ours per step",
+        "upstream per step",
+        "speed-up",
+        "ours ms/atom/step",
+        "upstream ms/atom/step",
+        "peak RSS MB ours / upstream",
+        "T after run (K) ours / upstream",
+    ]
     rows = []
     for e in entries:
         runs = e["runs"]
         o, u = runs.get("ours") or {}, runs.get("upstream") or {}
-        temps = "/".join("–" if r.get("final_temperature_K") is None
-                         else f"{r['final_temperature_K']:.0f}" for r in (o, u))
-        rows.append([e["system"], f"{e['n_atoms']:,}", str(e.get("md_block", "–")),
-                     _cell(o), _cell(u),
-                     _ratio(e.get("comparison", {}).get("ours")),
-                     _ms_per_atom(o, e["n_atoms"]), _ms_per_atom(u, e["n_atoms"]),
-                     f"{_mb(o)} / {_mb(u)}", temps])
+        temps = "/".join(
+            "–" if r.get("final_temperature_K") is None else f"{r['final_temperature_K']:.0f}"
+            for r in (o, u)
+        )
+        rows.append(
+            [
+                e["system"],
+                f"{e['n_atoms']:,}",
+                str(e.get("md_block", "–")),
+                _cell(o),
+                _cell(u),
+                _ratio(e.get("comparison", {}).get("ours")),
+                _ms_per_atom(o, e["n_atoms"]),
+                _ms_per_atom(u, e["n_atoms"]),
+                f"{_mb(o)} / {_mb(u)}",
+                temps,
+            ]
+        )
     return _table(header, rows)
 
 
@@ -414,25 +475,34 @@ def _section_neb(entry: dict) -> list[str]:
         "calculator (not timed"
         + (f"; {prep['initial']['steps']} and {prep['final']['steps']} FIRE steps" if prep else "")
         + "). Ours evaluates all images in one batched call per iteration; ASE's NEB drives one "
-          "upstream calculator per image.",
+        "upstream calculator per image.",
         "",
     ]
     rows = [
         ["wall time", _cell(o), _cell(u)],
         ["iterations", val(o, "n_steps", "d"), val(u, "n_steps", "d")],
         ["time per iteration", per_iteration(o), per_iteration(u)],
-        ["forward barrier (eV)", val(o, "forward_barrier", ".4f"),
-         val(u, "forward_barrier", ".4f")],
-        ["backward barrier (eV)", val(o, "backward_barrier", ".4f"),
-         val(u, "backward_barrier", ".4f")],
+        [
+            "forward barrier (eV)",
+            val(o, "forward_barrier", ".4f"),
+            val(u, "forward_barrier", ".4f"),
+        ],
+        [
+            "backward barrier (eV)",
+            val(o, "backward_barrier", ".4f"),
+            val(u, "backward_barrier", ".4f"),
+        ],
         ["converged", str(o.get("converged", "–")), str(u.get("converged", "–"))],
         ["peak RSS MB", _mb(o), _mb(u)],
     ]
     lines += _table(["", "ours (nnp_lab.neb)", "upstream (ase.mep.NEB)"], rows)
     if cmp_.get("time_ratio") is not None:
-        lines += ["", f"Wall time ours / ASE: **{cmp_['time_ratio']:.2f}** (speed-up "
-                      f"{_ratio(cmp_)}); barrier difference {cmp_['forward_barrier_diff']:+.4f} eV "
-                      f"forward, {cmp_['backward_barrier_diff']:+.4f} eV backward."]
+        lines += [
+            "",
+            f"Wall time ours / ASE: **{cmp_['time_ratio']:.2f}** (speed-up "
+            f"{_ratio(cmp_)}); barrier difference {cmp_['forward_barrier_diff']:+.4f} eV "
+            f"forward, {cmp_['backward_barrier_diff']:+.4f} eV backward.",
+        ]
     return lines
 
 
@@ -455,8 +525,14 @@ def _section_import(entry: dict) -> list[str]:
         ["peak RSS MB", child_rss(o), child_rss(u)],
     ]
     cmp_ = entry.get("comparison", {}).get("ours", {})
-    lines = _table(["", "ours: `import nnp_lab; load_potential(); evaluate`",
-                    "upstream: import + calculator + `get_potential_energy`"], rows)
+    lines = _table(
+        [
+            "",
+            "ours: `import nnp_lab; load_potential(); evaluate`",
+            "upstream: import + calculator + `get_potential_energy`",
+        ],
+        rows,
+    )
     if cmp_.get("speedup"):
         lines += ["", f"Speed-up (upstream ÷ ours, from the first import): {_ratio(cmp_)}."]
     return lines
@@ -471,28 +547,50 @@ def _section_scaling(results: dict, model: str) -> list[str]:
     rows = []
     for n in sizes:
         go, gu = _growth_mb(sp.get(n)), _growth_mb(sp_up.get(n))
-        rows.append([
-            f"{n:,}", _ms_per_atom(md.get(n), n), _ms_per_atom(md_up.get(n), n),
-            _ms_per_atom(sp.get(n), n), _ms_per_atom(sp_up.get(n), n),
-            _mb(sp.get(n)), "–" if go is None else f"{go:,.0f}",
-            "–" if go is None else f"{go * 1e3 / n:.0f}",
-            _mb(sp_up.get(n)), "–" if gu is None else f"{gu * 1e3 / n:.0f}",
-        ])
-    lines = _table(["atoms", "MD ours ms/atom/step", "MD upstream ms/atom/step",
-                    "SP ours ms/atom", "SP upstream ms/atom", "SP ours peak RSS MB",
-                    "ours growth MB", "ours growth kB/atom", "SP upstream peak RSS MB",
-                    "upstream growth kB/atom"], rows)
+        rows.append(
+            [
+                f"{n:,}",
+                _ms_per_atom(md.get(n), n),
+                _ms_per_atom(md_up.get(n), n),
+                _ms_per_atom(sp.get(n), n),
+                _ms_per_atom(sp_up.get(n), n),
+                _mb(sp.get(n)),
+                "–" if go is None else f"{go:,.0f}",
+                "–" if go is None else f"{go * 1e3 / n:.0f}",
+                _mb(sp_up.get(n)),
+                "–" if gu is None else f"{gu * 1e3 / n:.0f}",
+            ]
+        )
+    lines = _table(
+        [
+            "atoms",
+            "MD ours ms/atom/step",
+            "MD upstream ms/atom/step",
+            "SP ours ms/atom",
+            "SP upstream ms/atom",
+            "SP ours peak RSS MB",
+            "ours growth MB",
+            "ours growth kB/atom",
+            "SP upstream peak RSS MB",
+            "upstream growth kB/atom",
+        ],
+        rows,
+    )
     for impl, series in (("ours", sp), ("upstream", sp_up)):
-        mem = memory_linearity([(n, _growth_mb(r)) for n, r in series.items()
-                                if r and r.get("status") == "ok"])
+        mem = memory_linearity(
+            [(n, _growth_mb(r)) for n, r in series.items() if r and r.get("status") == "ok"]
+        )
         if mem:
             marg = ", ".join(f"{v:.0f}" for v in mem["marginal_kb_per_atom"])
-            lines += ["", f"Memory growth, {impl}: straight-line fit "
-                          f"{mem['fit_kb_per_atom']:.0f} kB/atom + "
-                          f"{mem['fit_intercept_mb']:.0f} MB (R² {mem['r2']:.3f}); marginal "
-                          f"kB/atom between consecutive sizes {marg}; last/previous "
-                          f"{mem['last_segment_ratio']:.2f} → "
-                          f"{'linear' if mem['linear'] else 'NOT linear'}."]
+            lines += [
+                "",
+                f"Memory growth, {impl}: straight-line fit "
+                f"{mem['fit_kb_per_atom']:.0f} kB/atom + "
+                f"{mem['fit_intercept_mb']:.0f} MB (R² {mem['r2']:.3f}); marginal "
+                f"kB/atom between consecutive sizes {marg}; last/previous "
+                f"{mem['last_segment_ratio']:.2f} → "
+                f"{'linear' if mem['linear'] else 'NOT linear'}.",
+            ]
     return lines
 
 
@@ -513,10 +611,15 @@ def render_markdown(results: dict) -> str:
         "",
         f"Written by `{results.get('command', 'bench/run.py')}` — started "
         f"{results.get('started', '?')}, {state}"
-        + (f", finished {results['finished']} ({fmt_seconds(results.get('wall_s'))})"
-           if results.get("finished") else "") + ".",
-        "" if not opts.get("quick") else
-        "\n**Quick mode**: small sizes, short runs, one repeat: a test of the harness, not a "
+        + (
+            f", finished {results['finished']} ({fmt_seconds(results.get('wall_s'))})"
+            if results.get("finished")
+            else ""
+        )
+        + ".",
+        ""
+        if not opts.get("quick")
+        else "\n**Quick mode**: small sizes, short runs, one repeat: a test of the harness, not a "
         "measurement.\n",
         "Every speed figure is measured side by side in this run: ours and the upstream reference "
         "(the model package's own ASE calculator on the same weights, driven by plain ASE) run "
@@ -528,12 +631,13 @@ def render_markdown(results: dict) -> str:
         "## Goals (issue 5)",
         "",
     ]
-    goal_rows = [[str(g["id"]), g["goal"], g["measured"], _met(g["met"])]
-                 for g in results.get("goals", [])]
+    goal_rows = [
+        [str(g["id"]), g["goal"], g["measured"], _met(g["met"])] for g in results.get("goals", [])
+    ]
     lines += _table(["#", "goal", "measured", "verdict"], goal_rows)
     lines += [
         "",
-        f"Default model: `{model}`. \"Not measured\" means a case the goal needs did not run "
+        f'Default model: `{model}`. "Not measured" means a case the goal needs did not run '
         "(quick mode, `--only`, budget or error).",
         "",
         "## Machine and versions",
@@ -541,12 +645,17 @@ def render_markdown(results: dict) -> str:
     ]
     mrows = [
         ["CPU", machine.get("cpu", "?")],
-        ["cores", f"{machine.get('cores', '?')} logical, {machine.get('usable_cores', '?')} "
-                  f"usable; torch threads {machine.get('torch_threads', '?')}"],
+        [
+            "cores",
+            f"{machine.get('cores', '?')} logical, {machine.get('usable_cores', '?')} "
+            f"usable; torch threads {machine.get('torch_threads', '?')}",
+        ],
         ["RAM", f"{machine.get('ram_gib', '?')} GiB"],
         ["GPU", machine.get("gpu") or "none"],
-        ["load average (1 min) at start / end",
-         f"{machine.get('load_start', '?')} / {machine.get('load_end', '–')}"],
+        [
+            "load average (1 min) at start / end",
+            f"{machine.get('load_start', '?')} / {machine.get('load_end', '–')}",
+        ],
         ["OS", machine.get("os", "?")],
         ["date", f"{results.get('started', '?')} → {results.get('finished', '–')}"],
     ]
@@ -558,27 +667,40 @@ def render_markdown(results: dict) -> str:
 
     models = list(dict.fromkeys(e["model"] for e in cases))
     if of("sp"):
-        lines += ["", "## Single point: energy + forces (+ stress for periodic systems)", "",
-                  "The untimed warm-up call evaluates the structure itself (its results give the "
-                  "differences); the timed calls evaluate copies displaced by ~0.001 Å, so no "
-                  "result cache can answer."]
+        lines += [
+            "",
+            "## Single point: energy + forces (+ stress for periodic systems)",
+            "",
+            "The untimed warm-up call evaluates the structure itself (its results give the "
+            "differences); the timed calls evaluate copies displaced by ~0.001 Å, so no "
+            "result cache can answer.",
+        ]
         for mdl in models:
             entries = of("sp", mdl)
             if not entries:
                 continue
             impl = _impl_line(entries, "ours") or "?"
-            lines += ["", f"### {mdl}", "",
-                      f"Ours: `{impl}` via `nnp_lab.load_potential({mdl!r}).evaluate([atoms])`; "
-                      "upstream: "
-                      f"`{MODELS[mdl].upstream}` with `get_potential_energy/forces/stress`. "
-                      "ΔF, ΔE, Δσ: ours minus upstream on the same structure.", ""]
+            lines += [
+                "",
+                f"### {mdl}",
+                "",
+                f"Ours: `{impl}` via `nnp_lab.load_potential({mdl!r}).evaluate([atoms])`; "
+                "upstream: "
+                f"`{MODELS[mdl].upstream}` with `get_potential_energy/forces/stress`. "
+                "ΔF, ΔE, Δσ: ours minus upstream on the same structure.",
+                "",
+            ]
             lines += _section_sp(results, mdl, entries)
     if of("md"):
-        lines += ["", "## MD steps (NVT Langevin, 300 K, 1 fs, friction 0.01 fs⁻¹)", "",
-                  "Ours: `nnp_lab.simulate.md.MolecularDynamics` (what `nnp_lab.md` runs; every "
-                  "per-step check included, a frame recorded every sample); upstream: "
-                  "`ase.md.langevin.Langevin` with the upstream calculator. Each sample is a "
-                  "block of steps after the step-0 force call and warm-up block(s)."]
+        lines += [
+            "",
+            "## MD steps (NVT Langevin, 300 K, 1 fs, friction 0.01 fs⁻¹)",
+            "",
+            "Ours: `nnp_lab.simulate.md.MolecularDynamics` (what `nnp_lab.md` runs; every "
+            "per-step check included, a frame recorded every sample); upstream: "
+            "`ase.md.langevin.Langevin` with the upstream calculator. Each sample is a "
+            "block of steps after the step-0 force call and warm-up block(s).",
+        ]
         for mdl in models:
             entries = of("md", mdl)
             if entries:
@@ -589,15 +711,27 @@ def render_markdown(results: dict) -> str:
         lines += ["", f"## Import → first energy, fresh process ({entry['model']})", ""]
         lines += _section_import(entry)
     if any(e["system"].startswith("si") for e in of("sp", model) + of("md", model)):
-        lines += ["", f"## Scaling and memory: diamond Si ({model})", "",
-                  "Peak RSS is `ru_maxrss` of the case's own process; growth = peak minus the "
-                  "RSS after loading the model and building the structure (before the first "
-                  "call).", ""]
+        lines += [
+            "",
+            f"## Scaling and memory: diamond Si ({model})",
+            "",
+            "Peak RSS is `ru_maxrss` of the case's own process; growth = peak minus the "
+            "RSS after loading the model and building the structure (before the first "
+            "call).",
+            "",
+        ]
         lines += _section_scaling(results, model)
-    problems = [(e["id"], impl, r) for e in cases for impl, r in e.get("runs", {}).items()
-                if r and r.get("status") in ("error", "budget")]
-    failed_comparisons = [(e["id"], e["comparison"]["error"]) for e in cases
-                          if isinstance(e.get("comparison", {}).get("error"), str)]
+    problems = [
+        (e["id"], impl, r)
+        for e in cases
+        for impl, r in e.get("runs", {}).items()
+        if r and r.get("status") in ("error", "budget")
+    ]
+    failed_comparisons = [
+        (e["id"], e["comparison"]["error"])
+        for e in cases
+        if isinstance(e.get("comparison", {}).get("error"), str)
+    ]
     if problems or failed_comparisons:
         lines += ["", "## Skipped and failed", ""]
         for cid, impl, r in problems:

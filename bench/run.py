@@ -78,8 +78,14 @@ print(json.dumps({"cuda": cuda, "gpu": torch.cuda.get_device_name(0) if cuda els
 
 def probe(env: dict[str, str]) -> dict[str, Any]:
     """GPU, torch threads and registered potentials, asked of a fresh interpreter."""
-    proc = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"cannot import nnp_lab/torch:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -132,8 +138,9 @@ def machine_info(probed: dict[str, Any]) -> dict[str, Any]:
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
-                             timeout=30)
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -186,14 +193,22 @@ def run_worker(case: Case, impl: str, work: Path, env: dict[str, str]) -> dict[s
     stem = f"{case.id.replace('/', '_')}__{impl}"
     spec_path, out_path = work / f"{stem}.spec.json", work / f"{stem}.json"
     log_path = work / f"{stem}.log"
-    spec_path.write_text(json.dumps({"case": case.to_dict(), "impl": impl,
-                                     "workdir": str(work), "budget_s": case.budget_s}))
+    spec_path.write_text(
+        json.dumps(
+            {"case": case.to_dict(), "impl": impl, "workdir": str(work), "budget_s": case.budget_s}
+        )
+    )
     hard_limit = case.budget_s + KILL_GRACE_S
     started = time.perf_counter()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, str(WORKER), str(spec_path), str(out_path)],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), str(spec_path), str(out_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
         killed = False
         try:
             proc.wait(timeout=hard_limit)
@@ -210,12 +225,17 @@ def run_worker(case: Case, impl: str, work: Path, env: dict[str, str]) -> dict[s
     record["process_wall_s"] = time.perf_counter() - started
     if killed:
         record["status"] = "budget"
-        record["note"] = (f"killed after {fmt_seconds(hard_limit)} (budget "
-                          f"{fmt_seconds(case.budget_s)} + {KILL_GRACE_S:.0f} s grace)")
+        record["note"] = (
+            f"killed after {fmt_seconds(hard_limit)} (budget "
+            f"{fmt_seconds(case.budget_s)} + {KILL_GRACE_S:.0f} s grace)"
+        )
     elif record.get("status") == "running":
         tail = log_path.read_text(errors="replace")[-1500:] if log_path.exists() else ""
-        reason = (f"killed by signal {-proc.returncode} (out of memory?)"
-                  if proc.returncode and proc.returncode < 0 else f"exit code {proc.returncode}")
+        reason = (
+            f"killed by signal {-proc.returncode} (out of memory?)"
+            if proc.returncode and proc.returncode < 0
+            else f"exit code {proc.returncode}"
+        )
         record.update(status="error", error=f"worker died: {reason}; log tail: {tail}")
     if record.get("status") == "error" and log_path.exists():
         record.setdefault("log_tail", log_path.read_text(errors="replace")[-1500:])
@@ -238,8 +258,10 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
     """Write ``results.json`` and ``RESULTS.md`` into ``out`` (atomically, each)."""
     out.mkdir(parents=True, exist_ok=True)
     results["goals"] = evaluate_goals(results)
-    for name, text in (("results.json", json.dumps(results, indent=1, default=str) + "\n"),
-                       ("RESULTS.md", render_markdown(results))):
+    for name, text in (
+        ("results.json", json.dumps(results, indent=1, default=str) + "\n"),
+        ("RESULTS.md", render_markdown(results)),
+    ):
         tmp = out / f".{name}.tmp"
         tmp.write_text(text)
         os.replace(tmp, out / name)
@@ -258,8 +280,9 @@ def _summary(run: dict[str, Any]) -> str:
         return str(status)
     unit = "/step" if run.get("md_block") else ""
     peak = run.get("peak_rss_mb")
-    return (f"{fmt_seconds(s.median)}{unit} ({fmt_seconds(s.min)}–{fmt_seconds(s.max)}, "
-            f"n={s.n})" + (f", peak {peak:,.0f} MB" if peak else ""))
+    return f"{fmt_seconds(s.median)}{unit} ({fmt_seconds(s.min)}–{fmt_seconds(s.max)}, n={s.n})" + (
+        f", peak {peak:,.0f} MB" if peak else ""
+    )
 
 
 def _comparison_line(entry: dict[str, Any]) -> str:
@@ -270,8 +293,10 @@ def _comparison_line(entry: dict[str, Any]) -> str:
             continue
         text = []
         if item.get("speedup") is not None:
-            text.append(f"speed-up {item['speedup']:.2f}× "
-                        f"({item['speedup_min']:.2f}–{item['speedup_max']:.2f})")
+            text.append(
+                f"speed-up {item['speedup']:.2f}× "
+                f"({item['speedup_min']:.2f}–{item['speedup_max']:.2f})"
+            )
         if item.get("max_force_diff") is not None:
             text.append(f"max ‖ΔF‖ {item['max_force_diff']:.1e} eV/Å")
         if item.get("forward_barrier_diff") is not None:
@@ -286,29 +311,59 @@ def _comparison_line(entry: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Benchmark nnp_lab against the upstream ASE calculators (issue 5).")
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes, 1–2 repeats: a smoke test of the harness")
-    parser.add_argument("--only", action="append", metavar="PATTERN",
-                        help="run only cases whose id (kind/model/system) matches; glob if it "
-                             "has *?[, else substring; repeatable")
-    parser.add_argument("--repeats", type=int, help="timed repeats per case (default 5; 3 for "
-                                                    "≥1,500 atoms; quick 2)")
+        description="Benchmark nnp_lab against the upstream ASE calculators (issue 5)."
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, 1–2 repeats: a smoke test of the harness"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="PATTERN",
+        help="run only cases whose id (kind/model/system) matches; glob if it "
+        "has *?[, else substring; repeatable",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help="timed repeats per case (default 5; 3 for ≥1,500 atoms; quick 2)",
+    )
     parser.add_argument("--neb-repeats", type=int, help="complete NEB runs each (default 1)")
-    parser.add_argument("--budget", type=float, metavar="SECONDS",
-                        help="time budget per implementation process (default 600; 1,200 "
-                             "for ≥1,500 atoms; 1,800 NEB; quick 120)")
-    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
-                        choices=sorted(MODELS), help="models to benchmark")
-    parser.add_argument("--out", type=Path, help="output directory (default bench/ for a full "
-                                                 "run, bench/results/quick|partial otherwise)")
-    parser.add_argument("--threads", type=int, metavar="N",
-                        help="cap torch/OpenMP threads of every process (default: torch's "
-                             "default, i.e. all cores; quick mode 1, which keeps a shared "
-                             "machine from stalling OpenMP)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        metavar="SECONDS",
+        help="time budget per implementation process (default 600; 1,200 "
+        "for ≥1,500 atoms; 1,800 NEB; quick 120)",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(DEFAULT_MODELS),
+        choices=sorted(MODELS),
+        help="models to benchmark",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output directory (default bench/ for a full "
+        "run, bench/results/quick|partial otherwise)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="cap torch/OpenMP threads of every process (default: torch's "
+        "default, i.e. all cores; quick mode 1, which keeps a shared "
+        "machine from stalling OpenMP)",
+    )
     parser.add_argument("--list", action="store_true", help="print the planned cases and exit")
-    parser.add_argument("--render", type=Path, metavar="RESULTS_JSON",
-                        help="re-render RESULTS.md next to an existing results.json and exit")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="re-render RESULTS.md next to an existing results.json and exit",
+    )
     return parser.parse_args(argv)
 
 
@@ -320,20 +375,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.render.parent / 'RESULTS.md'}")
         return 0
 
-    out = args.out or (BENCH / "results" / "quick" if args.quick
-                       else BENCH / "results" / "partial" if args.only else BENCH)
+    out = args.out or (
+        BENCH / "results" / "quick"
+        if args.quick
+        else BENCH / "results" / "partial"
+        if args.only
+        else BENCH
+    )
     threads = args.threads if args.threads is not None else (1 if args.quick else None)
     env = child_env(threads)
     probed = probe(env)
-    via = any(MODELS[m].via_nnp_lab in probed["registered"] for m in args.models
-              if MODELS[m].via_nnp_lab)
-    cases = select(plan(models=tuple(args.models), quick=args.quick, repeats=args.repeats,
-                        neb_repeats=args.neb_repeats, budget_s=args.budget, via_nnp_lab=via),
-                   args.only)
+    via = any(
+        MODELS[m].via_nnp_lab in probed["registered"] for m in args.models if MODELS[m].via_nnp_lab
+    )
+    cases = select(
+        plan(
+            models=tuple(args.models),
+            quick=args.quick,
+            repeats=args.repeats,
+            neb_repeats=args.neb_repeats,
+            budget_s=args.budget,
+            via_nnp_lab=via,
+        ),
+        args.only,
+    )
     if args.list:
         for c in cases:
-            print(f"{c.id:32s} {c.n_atoms:6d} atoms  {'+'.join(c.impls):28s} repeats "
-                  f"{c.repeats}  budget {fmt_seconds(c.budget_s)}")
+            print(
+                f"{c.id:32s} {c.n_atoms:6d} atoms  {'+'.join(c.impls):28s} repeats "
+                f"{c.repeats}  budget {fmt_seconds(c.budget_s)}"
+            )
         return 0
     if not cases:
         print("no case matches --only", file=sys.stderr)
@@ -347,9 +418,15 @@ def main(argv: list[str] | None = None) -> int:
         "started": _now(),
         "finished": None,
         "complete": False,
-        "options": {"quick": args.quick, "models": args.models, "only": args.only,
-                    "repeats": args.repeats, "neb_repeats": args.neb_repeats,
-                    "budget_s": args.budget, "threads": threads},
+        "options": {
+            "quick": args.quick,
+            "models": args.models,
+            "only": args.only,
+            "repeats": args.repeats,
+            "neb_repeats": args.neb_repeats,
+            "budget_s": args.budget,
+            "threads": threads,
+        },
         "default_model": probed.get("default_model", "sevennet-0"),
         "registered_potentials": probed["registered"],
         "machine": machine_info(probed),
@@ -358,8 +435,11 @@ def main(argv: list[str] | None = None) -> int:
         "goals": [],
     }
     n_runs = sum(len(c.impls) for c in cases)
-    print(f"bench: {len(cases)} cases, {n_runs} processes -> {out}/RESULTS.md "
-          f"(registered: {', '.join(probed['registered'])})", flush=True)
+    print(
+        f"bench: {len(cases)} cases, {n_runs} processes -> {out}/RESULTS.md "
+        f"(registered: {', '.join(probed['registered'])})",
+        flush=True,
+    )
     t_start = time.perf_counter()
     done = 0
     try:
@@ -377,12 +457,15 @@ def main(argv: list[str] | None = None) -> int:
                         entry["comparison"] = compare_case(entry, work)
                     except Exception as exc:  # noqa: BLE001 - keep measuring; say what failed
                         entry["comparison"] = {"error": f"{type(exc).__name__}: {exc}"}
-                    print(f"{_summary(record)}  [{fmt_seconds(time.perf_counter() - t)}]",
-                          flush=True)
+                    print(
+                        f"{_summary(record)}  [{fmt_seconds(time.perf_counter() - t)}]", flush=True
+                    )
                     if impl == "prepare" and record.get("status") != "ok":
                         for other in case.impls[1:]:
-                            entry["runs"][other] = {"status": "error",
-                                                    "error": "endpoint preparation failed"}
+                            entry["runs"][other] = {
+                                "status": "error",
+                                "error": "endpoint preparation failed",
+                            }
                         break
                     write_outputs(results, out)
                 line = _comparison_line(entry)
@@ -398,8 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     results.update(finished=_now(), complete=True, wall_s=time.perf_counter() - t_start)
     results["machine"]["load_end"] = _load()
     write_outputs(results, out)
-    print(f"done in {fmt_seconds(results['wall_s'])}: {out / 'RESULTS.md'}, "
-          f"{out / 'results.json'}")
+    print(f"done in {fmt_seconds(results['wall_s'])}: {out / 'RESULTS.md'}, {out / 'results.json'}")
     for goal in results["goals"]:
         verdict = {True: "met", False: "NOT met", None: "not measured"}[goal["met"]]
         print(f"  goal {goal['id']}: {verdict} — {goal['measured']}")

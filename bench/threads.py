@@ -75,9 +75,14 @@ def main(argv=None) -> int:
         print("only one usable CPU: nothing to compare")
         return 0
     potential = nnp_lab.load_potential(args.model)
-    structures = [lfp()] if args.structure == "lfp" else [si_cell(n, rattle=0.02) for n in args.sizes]
-    modes = [m for m in ("idle", "busy") if not (args.busy_only and m == "idle")
-             and not (args.idle_only and m == "busy")]
+    structures = (
+        [lfp()] if args.structure == "lfp" else [si_cell(n, rattle=0.02) for n in args.sizes]
+    )
+    modes = [
+        m
+        for m in ("idle", "busy")
+        if not (args.busy_only and m == "idle") and not (args.idle_only and m == "busy")
+    ]
     for mode in modes:
         stop = mp.Event()
         spinner = None
@@ -89,10 +94,13 @@ def main(argv=None) -> int:
             for atoms in structures:
                 one = time_call(potential, atoms, 1, args.budget, args.calls)
                 many = time_call(potential, atoms, n_cpu, args.budget, args.calls)
-                print(f"{mode:4s} {len(atoms):5d} atoms: 1 thread {1000 * one.median:9.1f} ms"
-                      f" | {n_cpu} threads {1000 * many.median:9.1f} ms"
-                      f" (n={one.n}/{many.n}) -> {n_cpu} threads are "
-                      f"{one.median / many.median:.2f}x the speed of 1", flush=True)
+                print(
+                    f"{mode:4s} {len(atoms):5d} atoms: 1 thread {1000 * one.median:9.1f} ms"
+                    f" | {n_cpu} threads {1000 * many.median:9.1f} ms"
+                    f" (n={one.n}/{many.n}) -> {n_cpu} threads are "
+                    f"{one.median / many.median:.2f}x the speed of 1",
+                    flush=True,
+                )
         finally:
             stop.set()
             if spinner is not None:

@@ -208,4 +208,3 @@ def fmt_seconds(seconds: float | None) -> str:
         return f"{seconds:.2f} s"
     minutes, sec = divmod(int(round(seconds)), 60)
     return f"{minutes} min {sec:02d} s"
-

@@ -115,7 +115,9 @@ def sample(root, seconds: float) -> dict:
     return {
         "fps": round(frames / dt, 1),
         "cpu_ms_per_frame": round((b["cpuMs"] - a["cpuMs"]) / max(frames, 1), 2),
-        "bond_ms_per_search": round((b["bondMs"] - a["bondMs"]) / max(searches, 1), 2) if searches else None,
+        "bond_ms_per_search": round((b["bondMs"] - a["bondMs"]) / max(searches, 1), 2)
+        if searches
+        else None,
         "bonds": b["nBonds"],
         "received_per_s": round((b["frameSeq"] - a["frameSeq"]) / dt, 1),
     }
@@ -143,7 +145,9 @@ def measure(nb: NotebookPage, first_cell: int, system: str, seconds: float) -> d
     st = stats(root)
     result["spin"]["render_scale"] = round(st["renderScale"], 2)
     result["spin"]["lod"] = st["motionLod"]
-    root.locator("canvas").screenshot(path=str(lab_harness.artifacts_dir() / f"bench_{system}_{n_atoms}.png"))
+    root.locator("canvas").screenshot(
+        path=str(lab_harness.artifacts_dir() / f"bench_{system}_{n_atoms}.png")
+    )
     nb.run_cell(c + 4)
     nb.wait_output(c + 4, "CLOSED", timeout_s=60)
     return result
@@ -181,10 +185,16 @@ def main() -> None:
 
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else "?"
     print()
-    print(f"load average at the end: {' '.join(load)} (other processes slow software rendering down)")
-    print(f"viewer fps, headless Chromium + SwiftShader, {platform.processor() or platform.machine()}, "
-          f"canvas ~{lab_harness.VIEWPORT['width'] - 430}x480 CSS px")
-    print(f"{'system':>6} {'atoms':>7} {'bonds':>7} | {'stream 10 Hz':>12} | {'stream 30 Hz':>12} {'recv/s':>6} {'ms/frame':>8} {'bonds ms':>8} | {'spin':>6} {'scale':>5} {'lod':>5}")
+    print(
+        f"load average at the end: {' '.join(load)} (other processes slow software rendering down)"
+    )
+    print(
+        f"viewer fps, headless Chromium + SwiftShader, {platform.processor() or platform.machine()}, "
+        f"canvas ~{lab_harness.VIEWPORT['width'] - 430}x480 CSS px"
+    )
+    print(
+        f"{'system':>6} {'atoms':>7} {'bonds':>7} | {'stream 10 Hz':>12} | {'stream 30 Hz':>12} {'recv/s':>6} {'ms/frame':>8} {'bonds ms':>8} | {'spin':>6} {'scale':>5} {'lod':>5}"
+    )
     for r in results:
         s10, sm, sp = r["stream_10hz"], r["stream_30hz"], r["spin"]
         print(

@@ -144,7 +144,8 @@ def _variants(atoms, n: int) -> list:
     for seed in range(1, n + 1):
         other = atoms.copy()
         other.positions = other.positions + np.random.default_rng(seed).normal(
-            0.0, 1e-3, other.positions.shape)
+            0.0, 1e-3, other.positions.shape
+        )
         out.append(other)
     return out
 
@@ -196,12 +197,20 @@ def run_sp(case: dict, impl: str, rec: Record, work: Path, budget: float) -> Non
     rec["baseline_rss_mb"] = round(current_rss_mb(), 1)
     _threads(rec)
     rec.save()
-    timing = time_repeats(call, repeats=case["repeats"], warmup=case["warmup"], budget_s=budget,
-                          started=T_START, on_sample=rec.timing)
+    timing = time_repeats(
+        call,
+        repeats=case["repeats"],
+        warmup=case["warmup"],
+        budget_s=budget,
+        started=T_START,
+        on_sample=rec.timing,
+    )
     rec.timing(timing)
     if first:
-        np.savez(work / f"{_slug(case['id'])}__{impl}.npz",
-                 **{k: np.asarray(v, dtype=np.float64) for k, v in first.items()})
+        np.savez(
+            work / f"{_slug(case['id'])}__{impl}.npz",
+            **{k: np.asarray(v, dtype=np.float64) for k, v in first.items()},
+        )
         rec["energy"] = float(first["energy"])
     rec["status"] = "ok" if timing.samples else "budget"
 
@@ -213,9 +222,13 @@ def run_md(case: dict, impl: str, rec: Record, work: Path, budget: float) -> Non
     atoms = build_system(case["system"])
     block = int(case["md_block"])
     total = block * (case["warmup"] + case["repeats"])
-    rec.update(n_atoms=len(atoms), formula=atoms.get_chemical_formula(), md_block=block,
-               md=f"NVT Langevin {MD_TEMPERATURE_K:g} K, {MD_TIMESTEP_FS:g} fs, friction "
-                  f"{MD_FRICTION_PER_FS:g} fs⁻¹")
+    rec.update(
+        n_atoms=len(atoms),
+        formula=atoms.get_chemical_formula(),
+        md_block=block,
+        md=f"NVT Langevin {MD_TEMPERATURE_K:g} K, {MD_TIMESTEP_FS:g} fs, friction "
+        f"{MD_FRICTION_PER_FS:g} fs⁻¹",
+    )
     t = time.perf_counter()
     if impl == "ours":
         from nnp_lab.simulate import MolecularDynamics
@@ -223,8 +236,15 @@ def run_md(case: dict, impl: str, rec: Record, work: Path, budget: float) -> Non
         pot = load_ours(case["model"], rec)
         rec["load_s"] = time.perf_counter() - t
         run = MolecularDynamics(
-            atoms, pot, ensemble="nvt", thermostat="langevin", temperature_K=MD_TEMPERATURE_K,
-            timestep_fs=MD_TIMESTEP_FS, friction_per_fs=MD_FRICTION_PER_FS, steps=total, interval=block,
+            atoms,
+            pot,
+            ensemble="nvt",
+            thermostat="langevin",
+            temperature_K=MD_TEMPERATURE_K,
+            timestep_fs=MD_TIMESTEP_FS,
+            friction_per_fs=MD_FRICTION_PER_FS,
+            steps=total,
+            interval=block,
             seed=MD_SEED,
         )
         generator = run.irun()  # yields at step 0 and after every ``block`` steps
@@ -247,8 +267,14 @@ def run_md(case: dict, impl: str, rec: Record, work: Path, budget: float) -> Non
         MaxwellBoltzmannDistribution(mine, temperature_K=MD_TEMPERATURE_K, rng=rng)
         if not mine.constraints:
             Stationary(mine)
-        dyn = Langevin(mine, timestep=MD_TIMESTEP_FS * units.fs, temperature_K=MD_TEMPERATURE_K,
-                       friction=MD_FRICTION_PER_FS / units.fs, fixcm=False, rng=rng)
+        dyn = Langevin(
+            mine,
+            timestep=MD_TIMESTEP_FS * units.fs,
+            temperature_K=MD_TEMPERATURE_K,
+            friction=MD_FRICTION_PER_FS / units.fs,
+            fixcm=False,
+            rng=rng,
+        )
         steps = dyn.irun(steps=total)  # yields at step 0 and after every step
         first = True
 
@@ -267,9 +293,14 @@ def run_md(case: dict, impl: str, rec: Record, work: Path, budget: float) -> Non
     rec["first_call_s"] = time.perf_counter() - t
     _threads(rec)
     rec.save()
-    timing = time_repeats(advance, repeats=case["repeats"], warmup=case["warmup"],
-                          budget_s=budget, started=T_START,
-                          on_sample=lambda tm: rec.timing(tm, per_sample=1 / block))
+    timing = time_repeats(
+        advance,
+        repeats=case["repeats"],
+        warmup=case["warmup"],
+        budget_s=budget,
+        started=T_START,
+        on_sample=lambda tm: rec.timing(tm, per_sample=1 / block),
+    )
     rec.timing(timing, per_sample=1 / block)
     rec["final_temperature_K"] = temperature()
     rec["status"] = "ok" if timing.samples else "budget"
@@ -293,13 +324,20 @@ def run_neb_prepare(case: dict, impl: str, rec: Record, work: Path, budget: floa
         atoms.calc = make()
         opt = FIRE(atoms, logfile=None)
         converged = bool(opt.run(fmax=fmax, steps=spec.relax_steps))
-        rec["relax"][label] = {"energy": float(atoms.get_potential_energy()),
-                               "steps": int(opt.nsteps), "converged": converged, "fmax": fmax}
+        rec["relax"][label] = {
+            "energy": float(atoms.get_potential_energy()),
+            "steps": int(opt.nsteps),
+            "converged": converged,
+            "fmax": fmax,
+        }
         rec.save()
     write(_neb_file(case, work), [initial, final])
-    rec.update(n_atoms=len(initial), formula=initial.get_chemical_formula(),
-               implementation=MODELS[case["model"]].upstream + " + ase.optimize.FIRE",
-               status="ok")
+    rec.update(
+        n_atoms=len(initial),
+        formula=initial.get_chemical_formula(),
+        implementation=MODELS[case["model"]].upstream + " + ase.optimize.FIRE",
+        status="ok",
+    )
 
 
 def run_neb(case: dict, impl: str, rec: Record, work: Path, budget: float) -> None:
@@ -310,9 +348,18 @@ def run_neb(case: dict, impl: str, rec: Record, work: Path, budget: float) -> No
     initial, final = read(_neb_file(case, work), ":")
     for atoms in (initial, final):
         atoms.calc = None
-    settings = {"n_images": spec.n_images, "fmax": spec.fmax, "steps": spec.steps, "k": 0.1,
-                "optimizer": "FIRE", "interpolation": "idpp", "climb": True,
-                "climb_after_fmax": 0.5, "method": "improvedtangent", "mic": False}
+    settings = {
+        "n_images": spec.n_images,
+        "fmax": spec.fmax,
+        "steps": spec.steps,
+        "k": 0.1,
+        "optimizer": "FIRE",
+        "interpolation": "idpp",
+        "climb": True,
+        "climb_after_fmax": 0.5,
+        "method": "improvedtangent",
+        "mic": False,
+    }
     rec.update(n_atoms=len(initial), formula=initial.get_chemical_formula(), neb=settings)
     outcomes: list[dict] = []
     t = time.perf_counter()
@@ -326,20 +373,38 @@ def run_neb(case: dict, impl: str, rec: Record, work: Path, budget: float) -> No
         def once() -> None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                res = neb(initial, final, pot, n_images=spec.n_images, climb=True,
-                          fmax=spec.fmax, steps=spec.steps, interpolation="idpp",
-                          optimizer="FIRE", k=0.1, climb_after_fmax=0.5,
-                          method="improvedtangent", mic=False)
-            outcomes.append({
-                "forward_barrier": res.forward_barrier, "backward_barrier": res.backward_barrier,
-                "n_steps": res.n_steps, "converged": res.converged, "fmax": res.fmax,
-                "energies": res.energies.tolist(), "warnings": [str(w.message) for w in caught],
-            })
+                res = neb(
+                    initial,
+                    final,
+                    pot,
+                    n_images=spec.n_images,
+                    climb=True,
+                    fmax=spec.fmax,
+                    steps=spec.steps,
+                    interpolation="idpp",
+                    optimizer="FIRE",
+                    k=0.1,
+                    climb_after_fmax=0.5,
+                    method="improvedtangent",
+                    mic=False,
+                )
+            outcomes.append(
+                {
+                    "forward_barrier": res.forward_barrier,
+                    "backward_barrier": res.backward_barrier,
+                    "n_steps": res.n_steps,
+                    "converged": res.converged,
+                    "fmax": res.fmax,
+                    "energies": res.energies.tolist(),
+                    "warnings": [str(w.message) for w in caught],
+                }
+            )
     else:
         make = upstream_factory(case["model"])
         calcs = [make() for _ in range(spec.n_images + 2)]  # one calculator per image
-        rec["implementation"] = (MODELS[case["model"]].upstream
-                                 + " per image + ase.mep.NEB + ase.optimize.FIRE")
+        rec["implementation"] = (
+            MODELS[case["model"]].upstream + " per image + ase.mep.NEB + ase.optimize.FIRE"
+        )
         rec["load_s"] = time.perf_counter() - t
         for calc in calcs:  # warm-up: one call per calculator
             warm = initial.copy()
@@ -357,12 +422,22 @@ def run_neb(case: dict, impl: str, rec: Record, work: Path, budget: float) -> No
         rec["runs"] = outcomes
         rec.timing(timing)
 
-    timing = time_repeats(once, repeats=case["repeats"], warmup=0, budget_s=budget,
-                          started=T_START, on_sample=on_sample)
+    timing = time_repeats(
+        once,
+        repeats=case["repeats"],
+        warmup=0,
+        budget_s=budget,
+        started=T_START,
+        on_sample=on_sample,
+    )
     on_sample(timing)
     if outcomes:
-        rec.update({k: outcomes[-1][k] for k in ("forward_barrier", "backward_barrier",
-                                                 "n_steps", "converged")})
+        rec.update(
+            {
+                k: outcomes[-1][k]
+                for k in ("forward_barrier", "backward_barrier", "n_steps", "converged")
+            }
+        )
     rec["status"] = "ok" if timing.samples else "budget"
 
 
@@ -376,14 +451,16 @@ def _ase_neb(initial, final, calcs, settings: dict) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         NEB(images, k=settings["k"], method=settings["method"]).interpolate(
-            method=settings["interpolation"], mic=settings["mic"])
+            method=settings["interpolation"], mic=settings["mic"]
+        )
     for image, calc in zip(images, calcs):
         calc.reset()
         image.calc = calc
     band = NEB(images, k=settings["k"], climb=False, method=settings["method"])
     stage1 = FIRE(band, logfile=None)
-    relaxed = stage1.run(fmax=max(settings["climb_after_fmax"], settings["fmax"]),
-                         steps=settings["steps"])
+    relaxed = stage1.run(
+        fmax=max(settings["climb_after_fmax"], settings["fmax"]), steps=settings["steps"]
+    )
     n_steps = int(stage1.nsteps)
     converged = False
     if relaxed:
@@ -396,9 +473,11 @@ def _ase_neb(initial, final, calcs, settings: dict) -> dict:
     return {
         "forward_barrier": float(energies.max() - energies[0]),
         "backward_barrier": float(energies.max() - energies[-1]),
-        "n_steps": n_steps, "converged": converged,
+        "n_steps": n_steps,
+        "converged": converged,
         "fmax": float(np.sqrt((forces**2).sum(axis=1)).max()),
-        "energies": energies.tolist(), "warnings": [],
+        "energies": energies.tolist(),
+        "warnings": [],
     }
 
 
@@ -435,16 +514,20 @@ def run_import(case: dict, impl: str, rec: Record, work: Path, budget: float) ->
     if impl == "ours":
         code = _IMPORT_OURS.format(model=case["model"], system=system)
     else:
-        code = _IMPORT_UPSTREAM.format(upstream_import=spec.upstream_import, system=system,
-                                       upstream_calculator=spec.upstream_calculator)
+        code = _IMPORT_UPSTREAM.format(
+            upstream_import=spec.upstream_import,
+            system=system,
+            upstream_calculator=spec.upstream_calculator,
+        )
     rec.update(n_atoms=64, code=code, implementation="python -c <code>")
     outer: list[float] = []
     children: list[dict] = []
 
     def once() -> None:
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              cwd=str(work))
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(work)
+        )
         outer.append(time.perf_counter() - t)
         if proc.returncode != 0:
             raise RuntimeError(f"the fresh process failed: {proc.stderr.strip()[-2000:]}")
@@ -456,11 +539,16 @@ def run_import(case: dict, impl: str, rec: Record, work: Path, budget: float) ->
         inner = [c["inner_s"] for c in children]
         rec["process_s"] = Stats.of(outer[n_warm:]).to_dict() if len(outer) > n_warm else None
         rec["children"] = children
-        rec.timing(Timing(inner[n_warm:], inner[:n_warm], timing.requested,
-                          timing.budget_limited))
+        rec.timing(Timing(inner[n_warm:], inner[:n_warm], timing.requested, timing.budget_limited))
 
-    timing = time_repeats(once, repeats=case["repeats"], warmup=case["warmup"], budget_s=budget,
-                          started=T_START, on_sample=on_sample)
+    timing = time_repeats(
+        once,
+        repeats=case["repeats"],
+        warmup=case["warmup"],
+        budget_s=budget,
+        started=T_START,
+        on_sample=on_sample,
+    )
     on_sample(timing)
     if children:
         rec["energy"] = children[-1]["energy"]

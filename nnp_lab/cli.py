@@ -25,7 +25,11 @@ EXIT_INTERRUPTED = 130
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="sevennet-0", help="registered potential name or model file (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        default="sevennet-0",
+        help="registered potential name or model file (default: %(default)s)",
+    )
     p.add_argument("--d3", action="store_true", help="add DFT-D3(BJ) dispersion (PBE parameters)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
     p.add_argument("--index", default="-1", help="frame of the input file to use (default: last)")
@@ -50,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="structure file (any format ASE reads)")
     p.add_argument("-o", "--output", required=True, help="relaxed structure file")
     p.add_argument("--cell", action="store_true", help="relax the cell too")
-    p.add_argument("--fmax", type=float, default=0.05, help="force threshold in eV/Å (default: %(default)s)")
+    p.add_argument(
+        "--fmax", type=float, default=0.05, help="force threshold in eV/Å (default: %(default)s)"
+    )
     p.add_argument("--steps", type=int, default=500, help="maximum steps (default: %(default)s)")
     p.add_argument("--optimizer", default="FIRE", help="FIRE, BFGS or LBFGS (default: %(default)s)")
     p.add_argument("--trajectory", help="also write every step to this .traj file")
@@ -58,24 +64,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("md", help="molecular dynamics")
     p.add_argument("input", help="structure file (any format ASE reads)")
-    p.add_argument("-o", "--output", required=True, help="trajectory file written while running (.traj)")
+    p.add_argument(
+        "-o", "--output", required=True, help="trajectory file written while running (.traj)"
+    )
     p.add_argument("--ensemble", default="nvt", help="nve, nvt or npt (default: %(default)s)")
-    p.add_argument("-T", "--temperature", type=float, default=300.0, help="temperature in K (default: %(default)s)")
-    p.add_argument("--thermostat", default="langevin", help="langevin, bussi or nose-hoover (default: %(default)s)")
+    p.add_argument(
+        "-T",
+        "--temperature",
+        type=float,
+        default=300.0,
+        help="temperature in K (default: %(default)s)",
+    )
+    p.add_argument(
+        "--thermostat",
+        default="langevin",
+        help="langevin, bussi or nose-hoover (default: %(default)s)",
+    )
     p.add_argument("--pressure", type=float, default=None, help="pressure in bar (npt)")
-    p.add_argument("--timestep", type=float, default=1.0, help="time step in fs (default: %(default)s)")
+    p.add_argument(
+        "--timestep", type=float, default=1.0, help="time step in fs (default: %(default)s)"
+    )
     p.add_argument("--steps", type=int, default=1000, help="number of steps (default: %(default)s)")
-    p.add_argument("--interval", type=int, default=10, help="write every N steps (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=None, help="random seed for velocities and thermostat")
+    p.add_argument(
+        "--interval", type=int, default=10, help="write every N steps (default: %(default)s)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="random seed for velocities and thermostat"
+    )
     _add_model_options(p)
 
     p = sub.add_parser("neb", help="minimum energy path and barrier (nudged elastic band)")
     p.add_argument("initial", help="initial state structure file")
     p.add_argument("final", help="final state structure file (same atoms, same order)")
     p.add_argument("-o", "--output", required=True, help="final band written here (.traj)")
-    p.add_argument("--images", type=int, default=7, help="intermediate images (default: %(default)s)")
-    p.add_argument("--fmax", type=float, default=0.05, help="force threshold in eV/Å (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=300, help="maximum iterations (default: %(default)s)")
+    p.add_argument(
+        "--images", type=int, default=7, help="intermediate images (default: %(default)s)"
+    )
+    p.add_argument(
+        "--fmax", type=float, default=0.05, help="force threshold in eV/Å (default: %(default)s)"
+    )
+    p.add_argument(
+        "--steps", type=int, default=300, help="maximum iterations (default: %(default)s)"
+    )
     p.add_argument("--no-climb", action="store_true", help="switch the climbing image off")
     p.add_argument("--interpolation", default="idpp", help="idpp or linear (default: %(default)s)")
     p.add_argument("--trajectory", help="also write every iteration's band to this .traj file")
@@ -91,7 +121,9 @@ def _read(path: str, index: str = "-1"):
     try:
         return read(path, index=index)
     except Exception as exc:  # noqa: BLE001 - ASE raises many types for unreadable files
-        raise InputError(f"cannot read {path!r} as a structure ({exc}); use a format ASE reads") from None
+        raise InputError(
+            f"cannot read {path!r} as a structure ({exc}); use a format ASE reads"
+        ) from None
 
 
 def _potential(args: argparse.Namespace):
@@ -138,8 +170,13 @@ def _cmd_relax(args: argparse.Namespace) -> int:
 
     atoms = _read(args.input, args.index)
     run = Relaxation(
-        atoms, _potential(args), fmax=args.fmax, steps=args.steps, optimizer=args.optimizer,
-        cell=args.cell, trajectory=args.trajectory,
+        atoms,
+        _potential(args),
+        fmax=args.fmax,
+        steps=args.steps,
+        optimizer=args.optimizer,
+        cell=args.cell,
+        trajectory=args.trajectory,
     )
     result = _run_with_progress(run, args.steps)
     write(args.output, result.atoms)
@@ -160,9 +197,17 @@ def _cmd_md(args: argparse.Namespace) -> int:
 
     atoms = _read(args.input, args.index)
     run = MolecularDynamics(
-        atoms, _potential(args), ensemble=args.ensemble, temperature_K=args.temperature,
-        timestep_fs=args.timestep, steps=args.steps, thermostat=args.thermostat,
-        pressure_bar=args.pressure, interval=args.interval, trajectory=args.output, seed=args.seed,
+        atoms,
+        _potential(args),
+        ensemble=args.ensemble,
+        temperature_K=args.temperature,
+        timestep_fs=args.timestep,
+        steps=args.steps,
+        thermostat=args.thermostat,
+        pressure_bar=args.pressure,
+        interval=args.interval,
+        trajectory=args.output,
+        seed=args.seed,
     )
     result = _run_with_progress(run, args.steps)
     temps = np.asarray(result.temperature_K)
@@ -181,8 +226,14 @@ def _cmd_neb(args: argparse.Namespace) -> int:
     initial = _read(args.initial, args.index)
     final = _read(args.final, args.index)
     run = NEBRun(
-        initial, final, _potential(args), n_images=args.images, climb=not args.no_climb,
-        fmax=args.fmax, steps=args.steps, interpolation=args.interpolation,
+        initial,
+        final,
+        _potential(args),
+        n_images=args.images,
+        climb=not args.no_climb,
+        fmax=args.fmax,
+        steps=args.steps,
+        interpolation=args.interpolation,
         trajectory=args.trajectory,
     )
     result = _run_with_progress(run, args.steps)
@@ -210,7 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``nnp-lab``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
+    )
     if not args.verbose:
         warnings.filterwarnings("ignore")
     from nnp_lab.errors import SimulationError

@@ -46,7 +46,9 @@ def in_notebook() -> bool:
     shell = ipython.get_ipython() if ipython is not None else None
     if shell is None or getattr(shell, "kernel", None) is None:
         return False
-    return all(importlib.util.find_spec(m) is not None for m in ("ipywidgets", "anywidget", "plotly"))
+    return all(
+        importlib.util.find_spec(m) is not None for m in ("ipywidgets", "anywidget", "plotly")
+    )
 
 
 def live_display(kind: str) -> Callable[..., Any] | None:

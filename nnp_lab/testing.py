@@ -47,8 +47,12 @@ def resolution(dtype: Any) -> float:
     name = str(dtype).lower().replace("torch.", "").replace("numpy.", "")
     if "bfloat16" in name:
         return 2.0**-7
-    for key, np_type in (("64", np.float64), ("double", np.float64), ("16", np.float16),
-                         ("half", np.float16)):
+    for key, np_type in (
+        ("64", np.float64),
+        ("double", np.float64),
+        ("16", np.float16),
+        ("half", np.float16),
+    ):
         if key in name:
             return float(np.finfo(np_type).eps)
     return float(np.finfo(np.float32).eps)
@@ -179,8 +183,9 @@ def rounding_tolerances(
     accumulation = float(np.sqrt(1 + n_nb))
     out = {"energy": tol.energy_ulps * tol.eps * energy_scale}
     if "forces" in result:
-        f_scale = max(float(np.abs(result["forces"]).max(initial=0.0)),
-                      tol.atomic_energy / _BOND_LENGTH)
+        f_scale = max(
+            float(np.abs(result["forces"]).max(initial=0.0)), tol.atomic_energy / _BOND_LENGTH
+        )
         out["forces"] = tol.force_ulps * tol.eps * f_scale * accumulation
     if "stress" in result and has_stress(atoms):
         s_scale = max(float(np.abs(result["stress"]).max()), energy_scale / atoms.get_volume())
@@ -300,8 +305,9 @@ def check_potential(
         e = np.array([r["energy"] for r in potential.evaluate(structures, ("energy",))])
         return e[0:-1:2], e[1:-1:2], e[-1]
 
-    def compare_fd(key: str, make: Any, keys: list[Any], exact: np.ndarray, factor: float,
-                   rounding: float) -> tuple[np.ndarray, ...]:
+    def compare_fd(
+        key: str, make: Any, keys: list[Any], exact: np.ndarray, factor: float, rounding: float
+    ) -> tuple[np.ndarray, ...]:
         """Record max |central difference - exact|; components beyond the rounding bound are
         given their truncation error, from the same difference with twice the step."""
         plus, minus, centre = central(make, keys, delta)
@@ -348,8 +354,14 @@ def check_potential(
             return d
 
         pairs = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-        compare_fd("stress_vs_fd", strain, pairs, np.asarray(ref["stress"]), 1.0 / volume,
-                   fd_rounding / volume)
+        compare_fd(
+            "stress_vs_fd",
+            strain,
+            pairs,
+            np.asarray(ref["stress"]),
+            1.0 / volume,
+            fd_rounding / volume,
+        )
 
     # Rotation: energy invariant, forces rotate with the structure.
     rot = Rotation.random(random_state=int(rng.integers(1 << 31))).as_matrix()
@@ -372,7 +384,11 @@ def check_potential(
     e_tol = tol.energy_ulps * eps * energy_scale
     f_tol = tol.force_ulps * eps * force_scale
     report.scales.update(
-        eps=eps, energy=energy_scale, forces=force_scale, neighbours=n_nb, extent=extent,
+        eps=eps,
+        energy=energy_scale,
+        forces=force_scale,
+        neighbours=n_nb,
+        extent=extent,
         curvature=curvature,
     )
 

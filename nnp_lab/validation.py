@@ -21,11 +21,25 @@ _INT = (int, np.integer)
 
 
 @overload
-def number(name: str, value: Any, *, minimum: float | None = ..., strict: bool = ...,
-           allow_none: Literal[False] = ..., unit: str | None = ...) -> float: ...
+def number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = ...,
+    strict: bool = ...,
+    allow_none: Literal[False] = ...,
+    unit: str | None = ...,
+) -> float: ...
 @overload
-def number(name: str, value: Any, *, minimum: float | None = ..., strict: bool = ...,
-           allow_none: bool, unit: str | None = ...) -> float | None: ...
+def number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = ...,
+    strict: bool = ...,
+    allow_none: bool,
+    unit: str | None = ...,
+) -> float | None: ...
 def number(
     name: str,
     value: Any,
@@ -66,11 +80,13 @@ def number(
 
 
 @overload
-def integer(name: str, value: Any, *, minimum: int | None = ...,
-            allow_none: Literal[False] = ...) -> int: ...
+def integer(
+    name: str, value: Any, *, minimum: int | None = ..., allow_none: Literal[False] = ...
+) -> int: ...
 @overload
-def integer(name: str, value: Any, *, minimum: int | None = ...,
-            allow_none: bool) -> int | None: ...
+def integer(
+    name: str, value: Any, *, minimum: int | None = ..., allow_none: bool
+) -> int | None: ...
 def integer(
     name: str, value: Any, *, minimum: int | None = 1, allow_none: bool = False
 ) -> int | None:

@@ -55,7 +55,9 @@ def test_plan_covers_the_issue_and_only_selects():
     huge = [c for c in cases if c.n_atoms >= 1728]
     assert huge and all(c.repeats <= 3 for c in huge)
     assert [c.id for c in select(cases, ["md/*/si4096"])] == [
-        "md/sevennet-0/si4096", "md/chgnet-0.3.0/si4096"]
+        "md/sevennet-0/si4096",
+        "md/chgnet-0.3.0/si4096",
+    ]
     assert {c.kind for c in select(cases, ["neb"])} == {"neb"}
     with_via = plan(via_nnp_lab=True)
     assert "via-nnp_lab" in next(c for c in with_via if c.id == "sp/sevennet-0/si64").impls
@@ -79,16 +81,39 @@ def _run(status="ok", median=1.0, **extra):
 def test_goal_verdicts_from_data():
     cases = []
     for n in (64, 216, 512):
-        cases.append({"id": f"md/sevennet-0/si{n}", "kind": "md", "model": "sevennet-0",
-                      "system": f"si{n}", "n_atoms": n, "runs": {},
-                      "comparison": {"ours": {"speedup": 4.0}}})
-        cases.append({"id": f"sp/sevennet-0/si{n}", "kind": "sp", "model": "sevennet-0",
-                      "system": f"si{n}", "n_atoms": n, "runs": {},
-                      "comparison": {"ours": {"max_force_diff": 2e-4}}})
-    cases.append({"id": "import/sevennet-0/si64", "kind": "import", "model": "sevennet-0",
-                  "system": "si64", "n_atoms": 64,
-                  "runs": {"ours": _run(median=7.0, process_s=Stats.of([8.0]).to_dict())},
-                  "comparison": {}})
+        cases.append(
+            {
+                "id": f"md/sevennet-0/si{n}",
+                "kind": "md",
+                "model": "sevennet-0",
+                "system": f"si{n}",
+                "n_atoms": n,
+                "runs": {},
+                "comparison": {"ours": {"speedup": 4.0}},
+            }
+        )
+        cases.append(
+            {
+                "id": f"sp/sevennet-0/si{n}",
+                "kind": "sp",
+                "model": "sevennet-0",
+                "system": f"si{n}",
+                "n_atoms": n,
+                "runs": {},
+                "comparison": {"ours": {"max_force_diff": 2e-4}},
+            }
+        )
+    cases.append(
+        {
+            "id": "import/sevennet-0/si64",
+            "kind": "import",
+            "model": "sevennet-0",
+            "system": "si64",
+            "n_atoms": 64,
+            "runs": {"ours": _run(median=7.0, process_s=Stats.of([8.0]).to_dict())},
+            "comparison": {},
+        }
+    )
     results = {"default_model": "sevennet-0", "cases": cases}
     goals = {g["id"]: g for g in evaluate_goals(results)}
     assert goals[1]["met"] is True
@@ -104,9 +129,19 @@ def test_goal_verdicts_from_data():
 
 def test_quick_emt_run_writes_results(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--models", "emt",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, cwd=ROOT, timeout=800,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--quick",
+            "--models",
+            "emt",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=800,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "goal 1" in proc.stdout
@@ -120,8 +155,12 @@ def test_quick_emt_run_writes_results(tmp_path):
     assert "git" in results["versions"]["nnp_lab"]
 
     by_id = {c["id"]: c for c in results["cases"]}
-    assert set(by_id) == {"sp/emt/cu108", "md/emt/cu108", "neb/emt/cu100_adatom_small",
-                          "import/emt/cu64"}
+    assert set(by_id) == {
+        "sp/emt/cu108",
+        "md/emt/cu108",
+        "neb/emt/cu100_adatom_small",
+        "import/emt/cu64",
+    }
     for case in by_id.values():
         for impl in ("ours", "upstream"):
             run = case["runs"][impl]
@@ -148,8 +187,15 @@ def test_quick_emt_run_writes_results(tmp_path):
 
     text = (tmp_path / "RESULTS.md").read_text()
     assert text.startswith("# Benchmark results")
-    order = ["## Goals (issue 5)", "## Machine and versions", "## Single point", "## MD steps",
-             "## NEB", "## Import", "## How it was measured"]
+    order = [
+        "## Goals (issue 5)",
+        "## Machine and versions",
+        "## Single point",
+        "## MD steps",
+        "## NEB",
+        "## Import",
+        "## How it was measured",
+    ]
     positions = [text.index(heading) for heading in order]
     assert positions == sorted(positions)
     assert "Quick mode" in text

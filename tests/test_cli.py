@@ -31,8 +31,21 @@ def test_relax_round_trip(tmp_path, capsys):
     atoms.rattle(0.05, seed=1)
     src, out = tmp_path / "in.xyz", tmp_path / "out.cif"
     write(src, atoms)
-    code = main(["relax", str(src), "-o", str(out), "--cell", "--model", "emt", "--fmax", "0.01",
-                 "--optimizer", "BFGS"])
+    code = main(
+        [
+            "relax",
+            str(src),
+            "-o",
+            str(out),
+            "--cell",
+            "--model",
+            "emt",
+            "--fmax",
+            "0.01",
+            "--optimizer",
+            "BFGS",
+        ]
+    )
     assert code == 0
     relaxed = read(out)
     assert len(relaxed) == 4
@@ -43,8 +56,26 @@ def test_relax_round_trip(tmp_path, capsys):
 def test_md_writes_trajectory(tmp_path, capsys):
     src, traj = tmp_path / "cu.traj", tmp_path / "md.traj"
     write(src, bulk("Cu", cubic=True) * (2, 2, 2))
-    code = main(["md", str(src), "--ensemble", "nvt", "-T", "300", "--steps", "20", "--interval", "5",
-                 "-o", str(traj), "--model", "emt", "--seed", "3"])
+    code = main(
+        [
+            "md",
+            str(src),
+            "--ensemble",
+            "nvt",
+            "-T",
+            "300",
+            "--steps",
+            "20",
+            "--interval",
+            "5",
+            "-o",
+            str(traj),
+            "--model",
+            "emt",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     frames = read(traj, ":")
     assert len(frames) == 5  # steps 0, 5, 10, 15, 20
@@ -61,8 +92,23 @@ def test_neb_round_trip(tmp_path, capsys):
     write(tmp_path / "a.traj", slab)
     write(tmp_path / "b.traj", final)
     band = tmp_path / "band.traj"
-    code = main(["neb", str(tmp_path / "a.traj"), str(tmp_path / "b.traj"), "--images", "3",
-                 "-o", str(band), "--model", "emt", "--fmax", "0.1", "--steps", "200"])
+    code = main(
+        [
+            "neb",
+            str(tmp_path / "a.traj"),
+            str(tmp_path / "b.traj"),
+            "--images",
+            "3",
+            "-o",
+            str(band),
+            "--model",
+            "emt",
+            "--fmax",
+            "0.1",
+            "--steps",
+            "200",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     images = read(band, ":")
@@ -73,7 +119,9 @@ def test_neb_round_trip(tmp_path, capsys):
 
 
 def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path):
-    proc = run_cli("relax", str(tmp_path / "missing.xyz"), "-o", str(tmp_path / "o.xyz"), "--model", "emt")
+    proc = run_cli(
+        "relax", str(tmp_path / "missing.xyz"), "-o", str(tmp_path / "o.xyz"), "--model", "emt"
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "does not exist" in proc.stderr
@@ -104,6 +152,8 @@ def test_progress_bar_on_stderr(tmp_path):
     atoms = bulk("Cu", cubic=True)
     atoms.rattle(0.05, seed=2)
     write(tmp_path / "in.xyz", atoms)
-    proc = run_cli("relax", str(tmp_path / "in.xyz"), "-o", str(tmp_path / "o.xyz"), "--model", "emt")
+    proc = run_cli(
+        "relax", str(tmp_path / "in.xyz"), "-o", str(tmp_path / "o.xyz"), "--model", "emt"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "relax" in proc.stderr and "step" in proc.stderr  # tqdm bar

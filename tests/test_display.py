@@ -55,8 +55,16 @@ def test_entry_point_registers_nnp_lab_widgets(registry: dict, monkeypatch) -> N
 
 
 def test_importing_the_engine_loads_no_display() -> None:
-    code = ("import sys, nnp_lab, nnp_lab.simulate, nnp_lab.models\n"
-            "print(sorted(m for m in sys.modules if m.startswith('nnp_lab.widgets')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO, timeout=300, check=True)
+    code = (
+        "import sys, nnp_lab, nnp_lab.simulate, nnp_lab.models\n"
+        "print(sorted(m for m in sys.modules if m.startswith('nnp_lab.widgets')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        check=True,
+    )
     assert out.stdout.strip() == "[]"

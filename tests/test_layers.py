@@ -80,11 +80,15 @@ def violations(path: Path) -> list[str]:
         if top == "nnp_lab" and module != "nnp_lab":
             unit = _unit(module)
             if unit in LEVEL and LEVEL[unit] > LEVEL[own]:
-                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} ({own}) imports "
-                           f"{module} ({unit}, a layer above)")
+                bad.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line} ({own}) imports "
+                    f"{module} ({unit}, a layer above)"
+                )
         elif top in DISPLAY_ONLY and own not in ("widgets",):
-            bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} ({own}) imports {module}: "
-                       "only nnp_lab.widgets may import notebook widget libraries")
+            bad.append(
+                f"{path.relative_to(PACKAGE.parent)}:{line} ({own}) imports {module}: "
+                "only nnp_lab.widgets may import notebook widget libraries"
+            )
     return bad
 
 
@@ -96,7 +100,9 @@ def test_module_imports_only_its_layer_and_below(path: Path) -> None:
     assert not violations(path), "\n".join(violations(path))
 
 
-def test_the_check_catches_an_upward_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_check_catches_an_upward_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = tmp_path / "nnp_lab"
     (fake / "simulate").mkdir(parents=True)
     module = fake / "simulate" / "_bad.py"
@@ -123,14 +129,27 @@ def test_no_module_imports_another_modules_private_names() -> None:
     for path in MODULES:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nnp_lab"):
-                bad += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports "
-                        f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+                bad += [
+                    f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports "
+                    f"{node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_")
+                ]
     assert not bad, "give the helper a public name in its module:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("package", ["nnp_lab", "nnp_lab.potentials", "nnp_lab.build",
-                                     "nnp_lab.analysis", "nnp_lab.simulate", "nnp_lab.models",
-                                     "nnp_lab.widgets"])
+@pytest.mark.parametrize(
+    "package",
+    [
+        "nnp_lab",
+        "nnp_lab.potentials",
+        "nnp_lab.build",
+        "nnp_lab.analysis",
+        "nnp_lab.simulate",
+        "nnp_lab.models",
+        "nnp_lab.widgets",
+    ],
+)
 def test_no_dotted_name_is_both_a_module_and_a_function(package: str) -> None:
     """``import nnp_lab.simulate.md as m`` must not silently give the function."""
     import importlib
@@ -138,7 +157,11 @@ def test_no_dotted_name_is_both_a_module_and_a_function(package: str) -> None:
     pytest.importorskip("anywidget") if package == "nnp_lab.widgets" else None
     pkg = importlib.import_module(package)
     folder = Path(pkg.__file__).parent
-    clashes = [name for name in getattr(pkg, "__all__", [])
-               if callable(getattr(pkg, name, None)) and not isinstance(getattr(pkg, name), type)
-               and ((folder / f"{name}.py").exists() or (folder / name / "__init__.py").exists())]
+    clashes = [
+        name
+        for name in getattr(pkg, "__all__", [])
+        if callable(getattr(pkg, name, None))
+        and not isinstance(getattr(pkg, name), type)
+        and ((folder / f"{name}.py").exists() or (folder / name / "__init__.py").exists())
+    ]
     assert not clashes, f"{package}: {clashes} are both modules and functions"

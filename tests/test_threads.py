@@ -105,6 +105,7 @@ def test_usable_cpus_is_within_the_machine():
 def test_environment_variable_sets_the_initial_policy():
     code = "import nnp_lab; print(nnp_lab.get_threads())"
     env = {**os.environ, "NNP_LAB_THREADS": "2"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "2"

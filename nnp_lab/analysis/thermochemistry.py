@@ -252,8 +252,10 @@ def ideal_gas_thermo(
 
     if not isinstance(atoms, Atoms):
         raise InputError(f"atoms must be an ase.Atoms (the molecule), got {type(atoms).__name__}")
-    if isinstance(symmetrynumber, bool) or not isinstance(symmetrynumber, (int, np.integer)) or (
-        symmetrynumber < 1
+    if (
+        isinstance(symmetrynumber, bool)
+        or not isinstance(symmetrynumber, (int, np.integer))
+        or (symmetrynumber < 1)
     ):
         raise InputError(
             f"symmetrynumber must be a positive integer (H2O 2, NH3 3, CH4 12, CO 1), got "
@@ -264,9 +266,7 @@ def ideal_gas_thermo(
     molecule.pbc = False
     geometry = geometry or molecule_geometry(molecule)
     if geometry not in ("monatomic", "linear", "nonlinear"):
-        raise InputError(
-            f"geometry must be 'monatomic', 'linear' or 'nonlinear', got {geometry!r}"
-        )
+        raise InputError(f"geometry must be 'monatomic', 'linear' or 'nonlinear', got {geometry!r}")
     e = to_complex_energies(energies_eV)
     try:
         with warnings.catch_warnings():
@@ -322,8 +322,13 @@ def ideal_gas_gibbs(
     T = _check_temperature(temperature_K)
     p = _check_pressure(pressure_Pa)
     thermo = ideal_gas_thermo(
-        energies_eV, atoms, symmetrynumber=symmetrynumber, spin=spin, geometry=geometry,
-        potential_energy=potential_energy, ignore_imag_modes=ignore_imag_modes,
+        energies_eV,
+        atoms,
+        symmetrynumber=symmetrynumber,
+        spin=spin,
+        geometry=geometry,
+        potential_energy=potential_energy,
+        ignore_imag_modes=ignore_imag_modes,
     )
     return float(thermo.get_gibbs_energy(T, p, verbose=False))
 
@@ -350,8 +355,12 @@ def ideal_gas_enthalpy(
     """
     T = _check_temperature(temperature_K)
     thermo = ideal_gas_thermo(
-        energies_eV, atoms, symmetrynumber=1, geometry=geometry,
-        potential_energy=potential_energy, ignore_imag_modes=ignore_imag_modes,
+        energies_eV,
+        atoms,
+        symmetrynumber=1,
+        geometry=geometry,
+        potential_energy=potential_energy,
+        ignore_imag_modes=ignore_imag_modes,
     )
     return float(thermo.get_enthalpy(T, verbose=False))
 
@@ -383,7 +392,11 @@ def ideal_gas_entropy(
     T = _check_temperature(temperature_K)
     p = _check_pressure(pressure_Pa)
     thermo = ideal_gas_thermo(
-        energies_eV, atoms, symmetrynumber=symmetrynumber, spin=spin, geometry=geometry,
+        energies_eV,
+        atoms,
+        symmetrynumber=symmetrynumber,
+        spin=spin,
+        geometry=geometry,
         ignore_imag_modes=ignore_imag_modes,
     )
     return float(thermo.get_entropy(T, p, verbose=False))

@@ -310,9 +310,7 @@ def adsorption_sites(
 
     kept: list[tuple[str, np.ndarray, tuple[int, ...]]] = []
     for site in sorted(raw, key=sort_key):
-        if unique and any(
-            k == site[0] and _equivalent(site[1], p, ops, cell) for k, p, _ in kept
-        ):
+        if unique and any(k == site[0] and _equivalent(site[1], p, ops, cell) for k, p, _ in kept):
             continue
         kept.append(site)
 
@@ -380,8 +378,10 @@ def _rotation_matrix(rotation: Any) -> np.ndarray:
         mat = np.asarray(rotation, dtype=float)
     except (TypeError, ValueError):
         mat = np.array([])
-    if mat.shape != (3, 3) or not np.allclose(mat @ mat.T, np.eye(3), atol=1e-6) or (
-        np.linalg.det(mat) < 0
+    if (
+        mat.shape != (3, 3)
+        or not np.allclose(mat @ mat.T, np.eye(3), atol=1e-6)
+        or (np.linalg.det(mat) < 0)
     ):
         raise InputError(
             f"rotation must be an angle in degrees about the surface normal or a proper 3x3 "

@@ -48,6 +48,7 @@ CRYSTAL_STRUCTURES: tuple[str, ...] = (
     "mcl",
 )
 
+
 def _finite_positive(value: Any, name: str) -> float | None:
     if value is None:
         return None

@@ -152,8 +152,7 @@ def _from_smiles(smiles: str, *, seed: int, optimize: bool) -> Atoms:
                     f"({reason}); {how_to}"
                 )
             raise InputError(
-                f"SMILES {smiles!r} could not be parsed by RDKit ({_smiles_hint(smiles)}); "
-                f"{how_to}"
+                f"SMILES {smiles!r} could not be parsed by RDKit ({_smiles_hint(smiles)}); {how_to}"
             )
 
         charge = int(Chem.GetFormalCharge(mol))

@@ -96,9 +96,7 @@ def _primitive_with_miller(
         p6 = 6.0 * p_mat
         if np.allclose(p6, np.round(p6), atol=1e-4):
             h_prim = _reduce(np.round(p6).astype(int) @ np.asarray(hkl))
-            atoms = Atoms(
-                numbers=prim[2], scaled_positions=prim[1], cell=prim[0], pbc=True
-            )
+            atoms = Atoms(numbers=prim[2], scaled_positions=prim[1], cell=prim[0], pbc=True)
             return atoms, h_prim, spacegroup
     logger.warning(
         "Could not find the conventional cell of %s with spglib; Miller indices are taken "
@@ -109,9 +107,7 @@ def _primitive_with_miller(
 
 
 def _plain_copy(atoms: Atoms) -> Atoms:
-    return Atoms(
-        numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True
-    )
+    return Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
 
 
 def _surface_basis(cell: np.ndarray, hkl: tuple[int, int, int]) -> np.ndarray:

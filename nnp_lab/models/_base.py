@@ -153,7 +153,9 @@ def make_activation(name: str) -> torch.nn.Module:
     try:
         return ACTIVATIONS[name]()
     except KeyError:
-        raise InputError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}") from None
+        raise InputError(
+            f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}"
+        ) from None
 
 
 def mlp(sizes: Sequence[int], activation: str) -> torch.nn.Sequential:
@@ -318,9 +320,7 @@ class AtomicEnergyModel(EnergyModel):
         bad = (species < 0) | ~valid
         if bool(bad.any()):
             missing = sorted(set(numbers[bad].tolist()))
-            names = ", ".join(
-                chemical_symbols[z] if 0 < z < N_TABLE else str(z) for z in missing
-            )
+            names = ", ".join(chemical_symbols[z] if 0 < z < N_TABLE else str(z) for z in missing)
             raise UncoveredElementsError(
                 f"element(s) {names} not covered by this {type(self).__name__} model; "
                 f"covered: {format_elements(self.elements)}; build or train a model whose "
@@ -440,7 +440,9 @@ class AtomicEnergyModel(EnergyModel):
         return energy.index_add(0, batch, atomic)
 
     # -- loading --------------------------------------------------------------------------
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ):
         """Load weights, adopting their floating point type first.
 
         A model built from its config is float32; loading float64 weights into it would

@@ -56,15 +56,20 @@ ARCHITECTURES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "behler-parrinello": ("nnp_lab.models.behler_parrinello", "BehlerParrinello", {}),
 }
 #: Accepted spellings of the architecture names -> the names of :data:`ARCHITECTURES`.
-_NAMES = {**{name: name for name in ARCHITECTURES}, "behler_parrinello": "behler-parrinello",
-          "bp": "behler-parrinello", "behlerparrinello": "behler-parrinello"}
+_NAMES = {
+    **{name: name for name in ARCHITECTURES},
+    "behler_parrinello": "behler-parrinello",
+    "bp": "behler-parrinello",
+    "behlerparrinello": "behler-parrinello",
+}
 
 #: Restarts (from the last trusted frame) of one student trajectory per round.
 MAX_RESTARTS = 4
 
 
-def build_model(architecture: Any, elements: list[int], options: dict[str, Any],
-                seed: int) -> tuple[EnergyModel, str, dict[str, Any]]:
+def build_model(
+    architecture: Any, elements: list[int], options: dict[str, Any], seed: int
+) -> tuple[EnergyModel, str, dict[str, Any]]:
     """A fresh committee member: ``(model, architecture name, constructor options)``.
 
     Parameters
@@ -179,9 +184,16 @@ def student_md(
     ``state`` and ``trusted`` are updated in place for the next round."""
     for m in committee:
         m.eval()
-    dyn = LangevinReplicas(state, student, temps, timestep_fs=timestep_fs,
-                           friction_per_fs=friction, rng=rng, keep_velocities=True,
-                           initial_temperature_factor=2.0)
+    dyn = LangevinReplicas(
+        state,
+        student,
+        temps,
+        timestep_fs=timestep_fs,
+        friction_per_fs=friction,
+        rng=rng,
+        keep_velocities=True,
+        initial_temperature_factor=2.0,
+    )
     cands: list[Atoms] = []
     scores: list[float] = []
     n = len(state)
@@ -195,8 +207,11 @@ def student_md(
             if not dyn.active[k]:
                 continue
             f = results[k]["forces"]
-            if (not np.all(np.isfinite(f)) or np.abs(f).max() > 50.0
-                    or dyn.temperature(k) > 4 * temps[k] + 500):
+            if (
+                not np.all(np.isfinite(f))
+                or np.abs(f).max() > 50.0
+                or dyn.temperature(k) > 4 * temps[k] + 500
+            ):
                 bad.append(k)
         if step % check_interval and not bad and step != steps:
             continue
@@ -206,8 +221,12 @@ def student_md(
         frames = [dyn.snapshot(k) for k in active]
         for fr, k in zip(frames, active):
             fr.calc = None
-            fr.info = {"source": state[k].info.get("source", 0), "temperature_K": temps[k],
-                       "replica": k, "md_step": step}
+            fr.info = {
+                "source": state[k].info.get("source", 0),
+                "temperature_K": temps[k],
+                "replica": k,
+                "md_step": step,
+            }
         dis = committee_disagreement(committee, frames)
         for fr, k, d in zip(frames, active, dis):
             unphysical = k in bad or min_distance(fr, 2.0) < ref_min[k]
@@ -218,8 +237,12 @@ def student_md(
                 # left the region the committee knows: restart from the last trusted frame
                 # with new velocities (a new direction), a few times per round
                 stopped += 1
-                logger.debug("distill: trajectory %d stopped at step %d (%s)", k, step,
-                             "unphysical" if unphysical else f"disagreement {d:.2f} eV/Å")
+                logger.debug(
+                    "distill: trajectory %d stopped at step %d (%s)",
+                    k,
+                    step,
+                    "unphysical" if unphysical else f"disagreement {d:.2f} eV/Å",
+                )
                 if restarts[k] < MAX_RESTARTS:
                     restarts[k] += 1
                     dyn.reset(k, trusted[k])
@@ -244,8 +267,14 @@ def student_md(
     return cands, scores, dyn.n_steps, stopped
 
 
-def pick_frames(cands: list[Atoms], scores: list[float], threshold: float, limit: int,
-                min_gap: int, stop_level: float = math.inf) -> list[int]:
+def pick_frames(
+    cands: list[Atoms],
+    scores: list[float],
+    threshold: float,
+    limit: int,
+    min_gap: int,
+    stop_level: float = math.inf,
+) -> list[int]:
     """Indices of up to ``limit`` candidates above ``threshold``: those up to
     ``stop_level`` first, largest disagreement first (DP-GEN's trust window), then the ones
     beyond it, closest to it first (they are often far from anything physical); frames at

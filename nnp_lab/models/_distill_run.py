@@ -63,8 +63,9 @@ _CALLER = 3
 class DistillRun:
     """One distillation of ``teacher`` on ``structures`` with the options ``config``."""
 
-    def __init__(self, teacher: Potential | str | None, structures: list[Atoms],
-                 config: DistillConfig) -> None:
+    def __init__(
+        self, teacher: Potential | str | None, structures: list[Atoms], config: DistillConfig
+    ) -> None:
         self.t0 = time.perf_counter()
         self.teacher = teacher
         self.structures = structures
@@ -94,8 +95,9 @@ class DistillRun:
         except KeyboardInterrupt:
             self.interrupted = True
             self.stop_reason = "interrupted"
-            warnings.warn("distill interrupted: testing and saving the best model so far",
-                          stacklevel=_CALLER)
+            warnings.warn(
+                "distill interrupted: testing and saving the best model so far", stacklevel=_CALLER
+            )
         finally:
             if self.rounds_bar is not None:
                 self.rounds_bar.close()
@@ -116,7 +118,8 @@ class DistillRun:
         self.elements = sorted(set(int(z) for a in self.structures for z in np.unique(a.numbers)))
         # quick validation of the architecture before spending teacher time
         self.probe, self.arch_name, self.arch_opts = build_model(
-            cfg.architecture, self.elements, cfg.architecture_options, cfg.seed)
+            cfg.architecture, self.elements, cfg.architecture_options, cfg.seed
+        )
         path = cfg.path
         if path is None:
             path = Path(tempfile.mkdtemp(prefix="nnp_lab-distill-")) / "distilled.pt"
@@ -157,12 +160,17 @@ class DistillRun:
         results = pot.evaluate(good, PROPERTIES)
         self.timing["teacher_s"] += time.perf_counter() - t
         self.n_labelled += len(good)
-        keep = [(f, r) for f, r in zip(good, results)
-                if np.all(np.isfinite(r["forces"]))
-                and np.abs(r["forces"]).max() < MAX_LABEL_FORCE]
+        keep = [
+            (f, r)
+            for f, r in zip(good, results)
+            if np.all(np.isfinite(r["forces"])) and np.abs(r["forces"]).max() < MAX_LABEL_FORCE
+        ]
         if len(keep) < len(good):
-            logger.info("distill: %d frame(s) with teacher forces above %g eV/Å not used",
-                        len(good) - len(keep), MAX_LABEL_FORCE)
+            logger.info(
+                "distill: %d frame(s) with teacher forces above %g eV/Å not used",
+                len(good) - len(keep),
+                MAX_LABEL_FORCE,
+            )
         if not keep:
             return []
         start = len(dataset)
@@ -173,8 +181,14 @@ class DistillRun:
                 if key in f.info:
                     row[key] = f.info[key]
             per_frame.append(row)
-        dataset.write([f for f, _ in keep], [r for _, r in keep], pot,
-                      kind=meta.pop("kind"), info=meta, per_frame=per_frame)
+        dataset.write(
+            [f for f, _ in keep],
+            [r for _, r in keep],
+            pot,
+            kind=meta.pop("kind"),
+            info=meta,
+            per_frame=per_frame,
+        )
         return list(range(start, len(dataset)))
 
     def assign_validation(self, new: list[int]) -> None:
@@ -189,8 +203,9 @@ class DistillRun:
         val = sorted(set(self.val_ids) & all_ids)
         return self.dataset.subset(sorted(all_ids - set(val))), self.dataset.subset(val)
 
-    def train_member(self, k: int, epochs: int, budget: float | None, *,
-                     final: bool = False) -> None:
+    def train_member(
+        self, k: int, epochs: int, budget: float | None, *, final: bool = False
+    ) -> None:
         """Train committee member ``k`` (from its current weights) on the current data."""
         cfg = self.config
         t = time.perf_counter()
@@ -200,14 +215,23 @@ class DistillRun:
         # cosine decay over each call (over its time budget when it has one): a fresh
         # committee starts at lr, warm-started rounds at lr / 2, the final model at lr
         model, rep = train(
-            self.committee[k], train_view, validation=use_val,
+            self.committee[k],
+            train_view,
+            validation=use_val,
             validation_fraction=0.0 if use_val is None else 0.1,
-            epochs=max(epochs, 1), batch_size=cfg.batch_size,
+            epochs=max(epochs, 1),
+            batch_size=cfg.batch_size,
             lr=cfg.lr if (first or final) else cfg.lr * 0.5,
-            energy_weight=cfg.energy_weight, force_weight=cfg.force_weight,
-            patience=FINAL_PATIENCE if final else None, schedule="cosine",
-            min_lr=cfg.lr / 100, seed=cfg.seed + 1000 * k + len(self.rounds),
-            device=cfg.device, threads=cfg.threads, live=False, time_budget_s=budget,
+            energy_weight=cfg.energy_weight,
+            force_weight=cfg.force_weight,
+            patience=FINAL_PATIENCE if final else None,
+            schedule="cosine",
+            min_lr=cfg.lr / 100,
+            seed=cfg.seed + 1000 * k + len(self.rounds),
+            device=cfg.device,
+            threads=cfg.threads,
+            live=False,
+            time_budget_s=budget,
             reference_energies="auto",
         )
         self.committee[k] = model
@@ -224,13 +248,26 @@ class DistillRun:
         if not (cfg.n_test and test_temps):
             return
         t = time.perf_counter()
-        teacher_md_frames(self.structures, self.pot, test_temps, cfg.test_md_steps, cfg.n_test,
-                          cfg.timestep_fs, cfg.friction_per_fs, self.rng, self.test_set,
-                          cfg.progress)
+        teacher_md_frames(
+            self.structures,
+            self.pot,
+            test_temps,
+            cfg.test_md_steps,
+            cfg.n_test,
+            cfg.timestep_fs,
+            cfg.friction_per_fs,
+            self.rng,
+            self.test_set,
+            cfg.progress,
+        )
         self.timing["teacher_s"] += time.perf_counter() - t
         self.n_labelled += len(self.structures) * len(test_temps) * cfg.test_md_steps
-        self.log("distill: %d held-out test frames from teacher MD at %s K (%.0f s)",
-                 len(self.test_set), test_temps, time.perf_counter() - t)
+        self.log(
+            "distill: %d held-out test frames from teacher MD at %s K (%.0f s)",
+            len(self.test_set),
+            test_temps,
+            time.perf_counter() - t,
+        )
 
     # -- 2. initial data -------------------------------------------------------------------
     def label_initial_data(self) -> None:
@@ -270,8 +307,7 @@ class DistillRun:
         """Build the other members (new seeds) and fit all of them."""
         cfg = self.config
         self.committee = [self.probe] + [
-            build_model(cfg.architecture, self.elements, cfg.architecture_options,
-                        cfg.seed + k)[0]
+            build_model(cfg.architecture, self.elements, cfg.architecture_options, cfg.seed + k)[0]
             for k in range(1, cfg.committee_size)
         ]
         self.reports = [None] * cfg.committee_size
@@ -322,19 +358,35 @@ class DistillRun:
         t_round = time.perf_counter()
         t = time.perf_counter()
         with torch_threads(cfg.threads):
-            student_pot = TorchModelPotential(self.committee[0],
-                                              dtype=dtype_name(self.committee[0]),
-                                              device=cfg.device)
+            student_pot = TorchModelPotential(
+                self.committee[0], dtype=dtype_name(self.committee[0]), device=cfg.device
+            )
             cands, scores, n_steps, stopped = student_md(
-                student_pot, self.committee, self.state, self.trusted, self.replica_temp,
-                self.ref_min, cfg.md_steps_per_round, cfg.check_interval, cfg.timestep_fs,
-                cfg.friction_per_fs, cfg.force_threshold, cfg.stop_factor, self.rng,
+                student_pot,
+                self.committee,
+                self.state,
+                self.trusted,
+                self.replica_temp,
+                self.ref_min,
+                cfg.md_steps_per_round,
+                cfg.check_interval,
+                cfg.timestep_fs,
+                cfg.friction_per_fs,
+                cfg.force_threshold,
+                cfg.stop_factor,
+                self.rng,
             )
         self.timing["md_s"] += time.perf_counter() - t
         max_dis = float(max(scores)) if scores else 0.0
         mean_dis = float(np.mean(scores)) if scores else 0.0
-        picked = pick_frames(cands, scores, cfg.force_threshold, cfg.frames_per_round,
-                             2 * cfg.check_interval, cfg.stop_factor * cfg.force_threshold)
+        picked = pick_frames(
+            cands,
+            scores,
+            cfg.force_threshold,
+            cfg.frames_per_round,
+            2 * cfg.check_interval,
+            cfg.stop_factor * cfg.force_threshold,
+        )
         info = {
             "round": r,
             "md_steps": int(n_steps),
@@ -346,13 +398,16 @@ class DistillRun:
         if not picked and stopped == 0:
             self.converged = True
             self.stop_reason = "converged"
-            info.update(n_new=0, n_frames=len(self.dataset),
-                        time_s=time.perf_counter() - t_round)
+            info.update(n_new=0, n_frames=len(self.dataset), time_s=time.perf_counter() - t_round)
             self.record_errors(info)
             self.rounds.append(info)
             self.rounds_bar.update(1)
-            self.log("distill: round %d converged (max disagreement %.3f eV/Å < %.3f)", r,
-                     max_dis, cfg.force_threshold)
+            self.log(
+                "distill: round %d converged (max disagreement %.3f eV/Å < %.3f)",
+                r,
+                max_dis,
+                cfg.force_threshold,
+            )
             return None
         new_ids = self.label([cands[i] for i in picked], kind="active", round=r)
         self.assign_validation(new_ids)
@@ -362,8 +417,9 @@ class DistillRun:
             budget_round = max(0.08 * self.left_after_init, 1.0) / cfg.committee_size
         for k in range(cfg.committee_size):
             self.train_member(k, cfg.epochs_per_round, budget_round)
-        info.update(n_new=len(new_ids), n_frames=len(self.dataset),
-                    time_s=time.perf_counter() - t_round)
+        info.update(
+            n_new=len(new_ids), n_frames=len(self.dataset), time_s=time.perf_counter() - t_round
+        )
         self.record_errors(info)
         self.rounds.append(info)
         self.rounds_bar.update(1)
@@ -371,11 +427,20 @@ class DistillRun:
             f"frames {len(self.dataset)} dis {max_dis:.2f} val F {info['val_force_mae']:.3f}",
             refresh=False,
         )
-        self.log("distill: round %d: %d steps, %d stopped, max/mean disagreement %.3f/%.3f "
-                 "eV/Å, +%d frames (%d), val force MAE %.3f, test %.3f eV/Å, %.0f s", r,
-                 n_steps, stopped, max_dis, mean_dis, len(new_ids), len(self.dataset),
-                 info["val_force_mae"], info.get("test_force_mae", float("nan")),
-                 info["time_s"])
+        self.log(
+            "distill: round %d: %d steps, %d stopped, max/mean disagreement %.3f/%.3f "
+            "eV/Å, +%d frames (%d), val force MAE %.3f, test %.3f eV/Å, %.0f s",
+            r,
+            n_steps,
+            stopped,
+            max_dis,
+            mean_dis,
+            len(new_ids),
+            len(self.dataset),
+            info["val_force_mae"],
+            info.get("test_force_mae", float("nan")),
+            info["time_s"],
+        )
         return info["time_s"]
 
     def record_errors(self, info: dict[str, Any]) -> None:
@@ -393,10 +458,17 @@ class DistillRun:
     def train_final_model(self) -> None:
         """Put the best member (validation force error) first and train it further."""
         cfg, reports = self.config, self.reports
-        best = int(np.argmin([rep.force_mae if rep is not None and np.isfinite(rep.force_mae)
-                              else math.inf for rep in reports]))
+        best = int(
+            np.argmin(
+                [
+                    rep.force_mae if rep is not None and np.isfinite(rep.force_mae) else math.inf
+                    for rep in reports
+                ]
+            )
+        )
         self.committee = [self.committee[best]] + [
-            m for k, m in enumerate(self.committee) if k != best]
+            m for k, m in enumerate(self.committee) if k != best
+        ]
         self.reports = [reports[best]] + [rep for k, rep in enumerate(reports) if k != best]
         if cfg.final_epochs and self.remaining() > 5:
             budget = None if cfg.time_budget_s is None else max(self.remaining() - 10.0, 1.0)
@@ -428,10 +500,18 @@ class DistillRun:
         forget_cached_model(path)
         light = load_model_file(path, device=cfg.device)
         light.report = report  # type: ignore[attr-defined]
-        self.log("distill: %s -> %s in %.0f s (%s): test force MAE %.3f eV/Å, energy MAE "
-                 "%.1f meV/atom, %d frames, %d rounds", pot.name, path, report["wall_time_s"],
-                 self.stop_reason, report["force_mae"], 1000 * report["energy_mae_per_atom"],
-                 len(self.dataset), len(self.rounds))
+        self.log(
+            "distill: %s -> %s in %.0f s (%s): test force MAE %.3f eV/Å, energy MAE "
+            "%.1f meV/atom, %d frames, %d rounds",
+            pot.name,
+            path,
+            report["wall_time_s"],
+            self.stop_reason,
+            report["force_mae"],
+            1000 * report["energy_mae_per_atom"],
+            len(self.dataset),
+            len(self.rounds),
+        )
         return light
 
     def report(self, model: EnergyModel, test_err: dict[str, float]) -> dict[str, Any]:
@@ -475,16 +555,29 @@ def held_out_errors(model: EnergyModel, test_set: Dataset, batch_size: int) -> d
     """Energy and force errors of ``model`` on the held-out frames (NaN without any)."""
     if len(test_set) == 0:
         nan = float("nan")
-        return {"force_mae": nan, "force_rmse": nan, "energy_mae_per_atom": nan,
-                "energy_rmse_per_atom": nan}
+        return {
+            "force_mae": nan,
+            "force_rmse": nan,
+            "energy_mae_per_atom": nan,
+            "energy_rmse_per_atom": nan,
+        }
     p = next(iter(model.parameters()))
     frames = build_frames(test_set, float(model.cutoff), p.dtype, str(p.device))
     return frame_errors(model, frames, max(batch_size, 8), stress=False)
 
 
-def teacher_md_frames(structures: list[Atoms], pot: Potential, temps: list[float],
-                      steps: int, n_frames: int, timestep_fs: float, friction: float,
-                      rng: np.random.Generator, out: Dataset, progress: bool) -> None:
+def teacher_md_frames(
+    structures: list[Atoms],
+    pot: Potential,
+    temps: list[float],
+    steps: int,
+    n_frames: int,
+    timestep_fs: float,
+    friction: float,
+    rng: np.random.Generator,
+    out: Dataset,
+    progress: bool,
+) -> None:
     """Teacher NVT runs (all temperatures in one batch per step); ``n_frames`` evenly spaced
     frames of the second half of each run are written to ``out`` as they come."""
     replicas, meta = [], []
@@ -494,8 +587,15 @@ def teacher_md_frames(structures: list[Atoms], pot: Potential, temps: list[float
             meta.append((k, T))
     at = set(np.unique(np.linspace(steps // 2, steps, n_frames + 1)[1:].round().astype(int)))
     bar = progress_bar(steps, f"teacher MD for test frames ({pot.name})", progress, "step")
-    dyn = LangevinReplicas(replicas, pot, [T for _, T in meta], timestep_fs=timestep_fs,
-                           friction_per_fs=friction, rng=rng, initial_temperature_factor=2.0)
+    dyn = LangevinReplicas(
+        replicas,
+        pot,
+        [T for _, T in meta],
+        timestep_fs=timestep_fs,
+        friction_per_fs=friction,
+        rng=rng,
+        initial_temperature_factor=2.0,
+    )
     try:
         for step in range(1, steps + 1):
             props = PROPERTIES if step in at else ("energy", "forces")
@@ -507,8 +607,12 @@ def teacher_md_frames(structures: list[Atoms], pot: Potential, temps: list[float
                     f = dyn.snapshot(r)
                     f.calc = None
                     frames.append(f)
-                out.write(frames, results, pot, kind="test",
-                          per_frame=[{"source": k, "temperature_K": T, "md_step": step}
-                                     for k, T in meta])
+                out.write(
+                    frames,
+                    results,
+                    pot,
+                    kind="test",
+                    per_frame=[{"source": k, "temperature_K": T, "md_step": step} for k, T in meta],
+                )
     finally:
         bar.close()

@@ -47,8 +47,9 @@ class Frame:
     numbers: np.ndarray
 
 
-def build_frames(data: Dataset | Sequence[Any], cutoff: float, dtype: torch.dtype,
-                 device: str) -> list[Frame]:
+def build_frames(
+    data: Dataset | Sequence[Any], cutoff: float, dtype: torch.dtype, device: str
+) -> list[Frame]:
     """One :class:`Frame` per labelled structure of a Dataset or a list of Atoms."""
     records = data.records() if isinstance(data, Dataset) else [_record(a) for a in data]
     out = []
@@ -64,7 +65,8 @@ def build_frames(data: Dataset | Sequence[Any], cutoff: float, dtype: torch.dtyp
                 graph=graph,
                 energy=float(rec["energy"]),
                 forces=torch.as_tensor(rec["forces"], dtype=dtype, device=device),
-                stress=None if stress is None or not periodic
+                stress=None
+                if stress is None or not periodic
                 else torch.as_tensor(stress, dtype=dtype, device=device),
                 volume=float(atoms.get_volume()) if periodic else float("nan"),
                 n_atoms=len(atoms),
@@ -119,16 +121,23 @@ def collate(frames: Sequence[Frame]) -> tuple[GraphBatch, dict[str, torch.Tensor
     if with_stress:
         labels["stress_index"] = torch.tensor(with_stress, device=device)
         labels["stress"] = torch.stack([frames[k].stress for k in with_stress])
-        labels["volume"] = torch.tensor([frames[k].volume for k in with_stress], dtype=dtype,
-                                        device=device)
+        labels["volume"] = torch.tensor(
+            [frames[k].volume for k in with_stress], dtype=dtype, device=device
+        )
     return graph, labels
 
 
 _VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
 
 
-def predict(model: EnergyModel, graph: GraphBatch, labels: dict[str, torch.Tensor], *,
-            stress: bool, create_graph: bool) -> dict[str, torch.Tensor]:
+def predict(
+    model: EnergyModel,
+    graph: GraphBatch,
+    labels: dict[str, torch.Tensor],
+    *,
+    stress: bool,
+    create_graph: bool,
+) -> dict[str, torch.Tensor]:
     """Energies, forces and (where labelled and asked for) Voigt stresses of a batch."""
     want_stress = stress and "stress" in labels
     energy, forces, virial = graph.energy_forces_virial(
@@ -188,13 +197,19 @@ def reference_table(model: EnergyModel) -> dict[int, float] | None:
 # ----------------------------------------------------------------------------------------
 # Evaluation
 # ----------------------------------------------------------------------------------------
-def frame_errors(model: EnergyModel, frames: Sequence[Frame], batch_size: int,
-                 stress: bool = True) -> dict[str, float]:
+def frame_errors(
+    model: EnergyModel, frames: Sequence[Frame], batch_size: int, stress: bool = True
+) -> dict[str, float]:
     """MAE/RMSE of energy per atom, force components and stress over ``frames``."""
     if not frames:
         nan = float("nan")
-        return {"energy_mae_per_atom": nan, "energy_rmse_per_atom": nan, "force_mae": nan,
-                "force_rmse": nan, "stress_mae": None}
+        return {
+            "energy_mae_per_atom": nan,
+            "energy_rmse_per_atom": nan,
+            "force_mae": nan,
+            "force_rmse": nan,
+            "stress_mae": None,
+        }
     e_err, f_abs, f_sq, s_abs = [], 0.0, 0.0, []
     n_f = 0
     for b in range(0, len(frames), batch_size):

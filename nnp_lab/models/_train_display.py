@@ -48,8 +48,13 @@ class TrainDisplay:
 
             self.bar = tqdm(total=epochs, desc=title, unit="epoch")
 
-    def epoch_done(self, history: Mapping[str, list[float]], train_loss: float,
-                   val_loss: float, force_mae: float) -> None:
+    def epoch_done(
+        self,
+        history: Mapping[str, list[float]],
+        train_loss: float,
+        val_loss: float,
+        force_mae: float,
+    ) -> None:
         """Show the epoch that has just been added to ``history``."""
         if self.bar is not None:
             self.bar.update(1)

@@ -74,8 +74,9 @@ class TrainConfig:
         if self.energy_weight == 0 and self.force_weight == 0 and self.stress_weight == 0:
             raise InputError("all loss weights are 0; set energy_weight and/or force_weight > 0")
         self.patience = integer("patience", self.patience, minimum=1, allow_none=True)
-        self.time_budget_s = number("time_budget_s", self.time_budget_s, strict=True,
-                                    allow_none=True, unit="s")
+        self.time_budget_s = number(
+            "time_budget_s", self.time_budget_s, strict=True, allow_none=True, unit="s"
+        )
         self.schedule = choice("schedule", self.schedule, SCHEDULES)
         self.dtype = choice("dtype", self.dtype, tuple(DTYPES))
         if self.threads != "auto":
@@ -195,4 +196,3 @@ class TrainReport:
 
     def __str__(self) -> str:
         return self.summary()
-

@@ -64,8 +64,13 @@ class Trainer:
         The checked options.
     """
 
-    def __init__(self, model: EnergyModel, dataset: Dataset | Sequence[Any],
-                 validation: Dataset | Sequence[Any] | None, config: TrainConfig) -> None:
+    def __init__(
+        self,
+        model: EnergyModel,
+        dataset: Dataset | Sequence[Any],
+        validation: Dataset | Sequence[Any] | None,
+        config: TrainConfig,
+    ) -> None:
         self.t_start = time.perf_counter()
         from nnp_lab.potentials.registry import resolve_device
 
@@ -76,9 +81,18 @@ class Trainer:
         self.dtype = config.torch_dtype
         self.device = resolve_device(config.device)
         self.threads: int | str | None = config.threads
-        self.history: dict[str, list[float]] = {k: [] for k in (
-            "epoch", "train_loss", "val_loss", "val_energy_mae_per_atom", "val_force_mae",
-            "lr", "time_s")}
+        self.history: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "epoch",
+                "train_loss",
+                "val_loss",
+                "val_energy_mae_per_atom",
+                "val_force_mae",
+                "lr",
+                "time_s",
+            )
+        }
         self.epoch = 0
         self.best_loss = math.inf
         self.best_epoch = 0
@@ -115,8 +129,10 @@ class Trainer:
                 train_data, val_data = train_data.split(cfg.validation_fraction, cfg.seed)
             else:
                 order = np.random.default_rng(cfg.seed).permutation(len(train_data))
-                n_val = min(max(int(round(cfg.validation_fraction * len(train_data))), 1),
-                            len(train_data) - 1)
+                n_val = min(
+                    max(int(round(cfg.validation_fraction * len(train_data))), 1),
+                    len(train_data) - 1,
+                )
                 val_data = [train_data[i] for i in order[:n_val]]
                 train_data = [train_data[i] for i in order[n_val:]]
         else:
@@ -126,7 +142,8 @@ class Trainer:
             if len(teachers) > 1:
                 warnings.warn(
                     f"the dataset mixes labels from several teachers ({', '.join(teachers)}); "
-                    "their energy zeros may differ", stacklevel=_CALLER,
+                    "their energy zeros may differ",
+                    stacklevel=_CALLER,
                 )
         return train_data, val_data
 
@@ -138,10 +155,10 @@ class Trainer:
         cutoff = float(model.cutoff)
         self.covered = set(int(z) for z in getattr(model, "elements", ()))
         with torch_threads(1 if self.threads == "auto" else self.threads):
-            self.train_frames: list[Frame] = build_frames(train_data, cutoff, self.dtype,
-                                                          self.device)
-            self.val_frames: list[Frame] = build_frames(val_data, cutoff, self.dtype,
-                                                        self.device)
+            self.train_frames: list[Frame] = build_frames(
+                train_data, cutoff, self.dtype, self.device
+            )
+            self.val_frames: list[Frame] = build_frames(val_data, cutoff, self.dtype, self.device)
         if self.threads == "auto":
             self.threads = threads_for(
                 self.config.batch_size * max(f.n_atoms for f in self.train_frames)
@@ -166,15 +183,16 @@ class Trainer:
         table = reference_table(model)
         if table is None:
             return
-        fit = mode == "fit" or (
-            mode == "auto" and not any(abs(v) > 0 for v in table.values())
-        )
+        fit = mode == "fit" or (mode == "auto" and not any(abs(v) > 0 for v in table.values()))
         if isinstance(mode, Mapping):
             model.set_reference_energies({int(_z(k)): float(v) for k, v in mode.items()})
         elif fit:
             elements = sorted(self.covered or self.present)
-            model.set_reference_energies(fit_reference_energies(
-                [f.numbers for f in frames], [f.energy for f in frames], elements))
+            model.set_reference_energies(
+                fit_reference_energies(
+                    [f.numbers for f in frames], [f.energy for f in frames], elements
+                )
+            )
         else:
             return  # a fine-tuned model keeps its energy zero and normalisation
         if hasattr(model, "set_normalisation"):
@@ -188,9 +206,12 @@ class Trainer:
             if not scale > 1e-6:
                 scale = max(float(np.std(resid)), 1e-3)
             model.set_normalisation(float(np.mean(resid)), scale)
-            logger.info("train: reference energies %s, shift %.4f eV/atom, scale %.4f eV",
-                        {chemical_symbols[z]: round(v, 4) for z, v in refs_now.items()},
-                        float(np.mean(resid)), scale)
+            logger.info(
+                "train: reference energies %s, shift %.4f eV/atom, scale %.4f eV",
+                {chemical_symbols[z]: round(v, 4) for z, v in refs_now.items()},
+                float(np.mean(resid)),
+                scale,
+            )
         if hasattr(model, "fit_descriptor_scaling"):
             # Standardised inputs (Behler–Parrinello descriptors) are part of a fresh fit,
             # like the normalisation; a fine-tuned model keeps its own.
@@ -217,7 +238,8 @@ class Trainer:
             raise InputError("the model has no trainable parameters")
         self.optimizer = (
             torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-            if cfg.weight_decay else torch.optim.Adam(params, lr=cfg.lr)
+            if cfg.weight_decay
+            else torch.optim.Adam(params, lr=cfg.lr)
         )
         self.plateau = max((cfg.patience or 40) // 4, 5)
         self.scheduler: Any = None
@@ -246,8 +268,10 @@ class Trainer:
         """The loss over ``frames`` from their RMS errors, and the errors."""
         cfg = self.config
         errs = frame_errors(self.model, frames, max(cfg.batch_size, 16), stress=self.use_stress)
-        value = (cfg.energy_weight * errs["energy_rmse_per_atom"] ** 2
-                 + cfg.force_weight * errs["force_rmse"] ** 2) / self.sigma_f**2
+        value = (
+            cfg.energy_weight * errs["energy_rmse_per_atom"] ** 2
+            + cfg.force_weight * errs["force_rmse"] ** 2
+        ) / self.sigma_f**2
         if self.use_stress and errs["stress_mae"] is not None:
             value += cfg.stress_weight * (errs["stress_mae"] / self.sigma_s) ** 2
         return float(value), errs
@@ -320,21 +344,25 @@ class Trainer:
         cfg = self.config
         if cfg.time_budget_s is not None:
             progress = max(progress, (time.perf_counter() - self.t_start) / cfg.time_budget_s)
-        lr_now = cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(
-            math.pi * min(progress, 1.0)))
+        lr_now = cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (
+            1 + math.cos(math.pi * min(progress, 1.0))
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = lr_now
 
-    def end_epoch(self, epoch: int, train_loss: float, out_of_time: bool,
-                  display: TrainDisplay) -> bool:
+    def end_epoch(
+        self, epoch: int, train_loss: float, out_of_time: bool, display: TrainDisplay
+    ) -> bool:
         """Validate, record, keep the weights if better, step the schedule, show and log;
         True when training should stop (:attr:`stop_reason` says why)."""
         cfg = self.config
         if self.val_frames:
             vloss, verr = self.validation_loss(self.val_frames)
         else:
-            vloss, verr = train_loss, {"energy_mae_per_atom": float("nan"),
-                                       "force_mae": float("nan")}
+            vloss, verr = (
+                train_loss,
+                {"energy_mae_per_atom": float("nan"), "force_mae": float("nan")},
+            )
         if not np.isfinite(vloss):
             raise FloatingPointError(
                 f"the loss became {vloss} at epoch {epoch}; lower lr (now {cfg.lr:g})"
@@ -357,8 +385,14 @@ class Trainer:
         display.epoch_done(self.history, train_loss, vloss, verr["force_mae"])
         if cfg.callback is not None:
             cfg.callback(dict(entry))
-        logger.debug("epoch %d: train %.4g val %.4g F-MAE %.4f lr %.2g", epoch,
-                     train_loss, vloss, verr["force_mae"], current_lr)
+        logger.debug(
+            "epoch %d: train %.4g val %.4g F-MAE %.4f lr %.2g",
+            epoch,
+            train_loss,
+            vloss,
+            verr["force_mae"],
+            current_lr,
+        )
         return self.should_stop(out_of_time, current_lr)
 
     def keep_if_better(self, epoch: int, val_loss: float) -> None:
@@ -381,8 +415,11 @@ class Trainer:
             self.stop_reason = "time budget"
         elif cfg.patience is not None and self.stale >= cfg.patience:
             self.stop_reason = "patience"
-        elif (cfg.schedule == "plateau" and current_lr <= cfg.min_lr * (1 + 1e-9)
-              and self.stale >= self.plateau):
+        elif (
+            cfg.schedule == "plateau"
+            and current_lr <= cfg.min_lr * (1 + 1e-9)
+            and self.stale >= self.plateau
+        ):
             self.stop_reason = "min_lr"
         else:
             return False
@@ -419,8 +456,9 @@ class Trainer:
             n_train=len(self.train_frames),
             n_validation=len(self.val_frames),
             initial_force_mae=self.initial_errors.get("force_mae", float("nan")),
-            initial_energy_mae_per_atom=self.initial_errors.get("energy_mae_per_atom",
-                                                                float("nan")),
+            initial_energy_mae_per_atom=self.initial_errors.get(
+                "energy_mae_per_atom", float("nan")
+            ),
             reference_energies={chemical_symbols[z]: v for z, v in refs_final.items()},
             energy_shift=float(getattr(model, "energy_shift", torch.tensor(0.0))),
             energy_scale=float(getattr(model, "energy_scale", torch.tensor(1.0))),
@@ -437,8 +475,9 @@ class Trainer:
             save_trained_model(self.model, self.config.path, self.config.metadata, report)
 
 
-def save_trained_model(model: EnergyModel, path: Any, metadata: Mapping[str, Any] | None,
-                       report: TrainReport | None) -> None:
+def save_trained_model(
+    model: EnergyModel, path: Any, metadata: Mapping[str, Any] | None, report: TrainReport | None
+) -> None:
     """Save ``model`` to ``path`` with its metadata (and the training report) so that
     :func:`nnp_lab.load_potential` reads it, and drop the path's cached potential."""
     from nnp_lab.potentials.torch_model import save_model

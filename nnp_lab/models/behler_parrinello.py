@@ -119,14 +119,14 @@ class BehlerParrinello(AtomicEnergyModel):
         radial_shifts = as_float_list(radial_shifts)
         angular_etas = as_float_list([0.02, 0.2] if angular_etas is None else angular_etas)
         angular_zetas = as_float_list([1.0, 4.0] if angular_zetas is None else angular_zetas)
-        angular_lambdas = as_float_list(
-            [-1.0, 1.0] if angular_lambdas is None else angular_lambdas
-        )
+        angular_lambdas = as_float_list([-1.0, 1.0] if angular_lambdas is None else angular_lambdas)
         angular = str(angular).lower()
         if angular not in ("g4", "g5", "none"):
             raise InputError(f"angular must be 'g4', 'g5' or 'none', got {angular!r}")
         if any(z < 1 for z in angular_zetas):
-            raise InputError(f"angular_zetas must be >= 1 (smooth at θ = 0, π), got {angular_zetas}")
+            raise InputError(
+                f"angular_zetas must be >= 1 (smooth at θ = 0, π), got {angular_zetas}"
+            )
         if any(abs(abs(lam) - 1) > 1e-12 for lam in angular_lambdas):
             raise InputError(f"angular_lambdas must be +1 or -1, got {angular_lambdas}")
         hidden = [int(h) for h in hidden]
@@ -229,7 +229,7 @@ class BehlerParrinello(AtomicEnergyModel):
         base = (1.0 + self.angular_lambda * cos[:, None]).clamp(min=0.0)
         g = (
             2.0 ** (1.0 - self.angular_zeta)
-            * base ** self.angular_zeta
+            * base**self.angular_zeta
             * torch.exp(-self.angular_eta * r_sq[:, None])
             * weight[:, None]
         )
@@ -297,7 +297,11 @@ class BehlerParrinello(AtomicEnergyModel):
             raise InputError("fit_descriptor_scaling needs at least one structure")
         g = torch.cat(blocks)
         mean = g.mean(dim=0)
-        std = g.std(dim=0, unbiased=False).clamp(min=min_std) if g.shape[0] > 1 else torch.ones_like(mean)
+        std = (
+            g.std(dim=0, unbiased=False).clamp(min=min_std)
+            if g.shape[0] > 1
+            else torch.ones_like(mean)
+        )
         with torch.no_grad():
             self.descriptor_mean.copy_(mean.to(self.descriptor_mean))
             self.descriptor_std.copy_(std.to(self.descriptor_std))

@@ -325,8 +325,9 @@ class Dataset:
         """
         if self.is_view:
             raise InputError("cannot add frames to a view (split/subset); add to the full Dataset")
-        structures = structure_list(structures, "add needs an ase.Atoms or a list of them",
-                                    allow_empty=True)
+        structures = structure_list(
+            structures, "add needs an ase.Atoms or a list of them", allow_empty=True
+        )
         batch_size = integer("batch_size", batch_size)
         start = len(self)
         if not structures:
@@ -339,8 +340,14 @@ class Dataset:
                         f"structure {k} has no energy/forces attached; pass teacher= to label "
                         "it (e.g. teacher='sevennet-0')"
                     )
-            self.write(structures, [_labels(a) for a in structures], None,
-                       kind=kind, temperature_K=temperature_K, info=info)
+            self.write(
+                structures,
+                [_labels(a) for a in structures],
+                None,
+                kind=kind,
+                temperature_K=temperature_K,
+                info=info,
+            )
             return list(range(start, len(self)))
 
         pot = resolve_teacher(teacher)
@@ -488,4 +495,3 @@ def _clean_key_values(kv: dict[str, Any]) -> dict[str, Any]:
             raise InputError(f"{key!r} cannot be a dataset column (reserved or not a name)")
         out[key] = value
     return out
-

@@ -131,29 +131,39 @@ class DistillConfig:
         if self.test_temperatures_K is None:
             self.test_temperatures_K = temps
         else:
-            self.test_temperatures_K = number_list("test_temperatures_K",
-                                                   self.test_temperatures_K)
+            self.test_temperatures_K = number_list("test_temperatures_K", self.test_temperatures_K)
         if self.test_temperatures_K and min(self.test_temperatures_K) <= 0:
             raise InputError("test_temperatures_K must be > 0 K")
         self._check_counts()
         for name in ("force_threshold", "timestep_fs", "stop_factor", "friction_per_fs"):
             setattr(self, name, number(name, getattr(self, name), strict=True))
-        self.time_budget_s = number("time_budget_s", self.time_budget_s, strict=True,
-                                    allow_none=True, unit="s")
+        self.time_budget_s = number(
+            "time_budget_s", self.time_budget_s, strict=True, allow_none=True, unit="s"
+        )
         self.rattle = number_list("rattle", self.rattle) or [0.05]
         self.strain = number("strain", self.strain, allow_none=True)
         self._check_training_options()
 
     def _check_counts(self) -> None:
         """Integer options, and the epoch counts' defaults."""
-        for name, minimum in (("committee_size", 2), ("max_rounds", 0),
-                              ("md_steps_per_round", 1), ("check_interval", 1),
-                              ("frames_per_round", 1), ("replicas_per_temperature", 1),
-                              ("n_initial", 0), ("n_test", 0), ("test_md_steps", 1)):
+        for name, minimum in (
+            ("committee_size", 2),
+            ("max_rounds", 0),
+            ("md_steps_per_round", 1),
+            ("check_interval", 1),
+            ("frames_per_round", 1),
+            ("replicas_per_temperature", 1),
+            ("n_initial", 0),
+            ("n_test", 0),
+            ("test_md_steps", 1),
+        ):
             setattr(self, name, integer(name, getattr(self, name), minimum=minimum))
         factor = 1 if self.time_budget_s is None else 10
-        for name, default in (("epochs_initial", 150), ("final_epochs", 300),
-                              ("epochs_per_round", 40)):
+        for name, default in (
+            ("epochs_initial", 150),
+            ("final_epochs", 300),
+            ("epochs_per_round", 40),
+        ):
             value = getattr(self, name)
             value = default * factor if value is None else value
             setattr(self, name, integer(name, value, minimum=0))
@@ -312,20 +322,40 @@ def distill(
     InputError
         Bad options, an unknown architecture, or elements the teacher does not cover.
     """
-    structures = structure_list(
-        atoms, "distill needs a structure (an ase.Atoms) or a list of them")
+    structures = structure_list(atoms, "distill needs a structure (an ase.Atoms) or a list of them")
     config = DistillConfig(
-        temperatures_K=temperatures_K, test_temperatures_K=test_temperatures_K,
-        architecture=architecture, time_budget_s=time_budget_s, committee_size=committee_size,
-        force_threshold=force_threshold, stop_factor=stop_factor, max_rounds=max_rounds,
-        md_steps_per_round=md_steps_per_round, timestep_fs=timestep_fs,
-        friction_per_fs=friction_per_fs, check_interval=check_interval,
-        frames_per_round=frames_per_round, replicas_per_temperature=replicas_per_temperature,
-        n_initial=n_initial, rattle=rattle, strain=strain, n_test=n_test,
-        test_md_steps=test_md_steps, epochs_initial=epochs_initial,
-        epochs_per_round=epochs_per_round, final_epochs=final_epochs, batch_size=batch_size,
-        lr=lr, force_weight=force_weight, energy_weight=energy_weight,
-        validation_fraction=validation_fraction, path=path, seed=seed, device=device,
-        threads=threads, progress=progress, architecture_options=architecture_options,
+        temperatures_K=temperatures_K,
+        test_temperatures_K=test_temperatures_K,
+        architecture=architecture,
+        time_budget_s=time_budget_s,
+        committee_size=committee_size,
+        force_threshold=force_threshold,
+        stop_factor=stop_factor,
+        max_rounds=max_rounds,
+        md_steps_per_round=md_steps_per_round,
+        timestep_fs=timestep_fs,
+        friction_per_fs=friction_per_fs,
+        check_interval=check_interval,
+        frames_per_round=frames_per_round,
+        replicas_per_temperature=replicas_per_temperature,
+        n_initial=n_initial,
+        rattle=rattle,
+        strain=strain,
+        n_test=n_test,
+        test_md_steps=test_md_steps,
+        epochs_initial=epochs_initial,
+        epochs_per_round=epochs_per_round,
+        final_epochs=final_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        force_weight=force_weight,
+        energy_weight=energy_weight,
+        validation_fraction=validation_fraction,
+        path=path,
+        seed=seed,
+        device=device,
+        threads=threads,
+        progress=progress,
+        architecture_options=architecture_options,
     )
     return DistillRun(teacher, structures, config).run()

@@ -89,8 +89,9 @@ def rattled(atoms: Atoms, amplitude: float, rng: np.random.Generator) -> Atoms:
     return new
 
 
-def strained(atoms: Atoms, max_strain: float, rng: np.random.Generator,
-             rattle: float = 0.0) -> Atoms:
+def strained(
+    atoms: Atoms, max_strain: float, rng: np.random.Generator, rattle: float = 0.0
+) -> Atoms:
     """A copy in a randomly deformed cell: symmetric strain with components uniform in
     ``[-max_strain, max_strain]`` (atoms follow the cell), then an optional rattle."""
     eps = rng.uniform(-max_strain, max_strain, size=(3, 3))
@@ -197,7 +198,6 @@ def normal_mode_displaced(
     return new
 
 
-
 # ----------------------------------------------------------------------------------------
 # sample()
 # ----------------------------------------------------------------------------------------
@@ -298,8 +298,11 @@ def sample(
     >>> data = sample(build.molecule("CCO"), "sevennet-0", rattle=None, strain=None,
     ...               normal_modes=(300, 600), n_per_structure=50)   # doctest: +SKIP
     """
-    structures = structure_list(structures, "sample needs an ase.Atoms or a list of them",
-                                empty="sample needs at least one structure; got an empty list")
+    structures = structure_list(
+        structures,
+        "sample needs an ase.Atoms or a list of them",
+        empty="sample needs at least one structure; got an empty list",
+    )
     rattles = number_list("rattle", rattle)
     strain_max = number_list("strain", strain)
     if len(strain_max) > 1:
@@ -330,12 +333,15 @@ def sample(
     if nm_temps and not any(molecules):
         warnings.warn(
             "normal_modes is ignored: normal-mode sampling applies to molecules "
-            "(non-periodic structures) only", stacklevel=2,
+            "(non-periodic structures) only",
+            stacklevel=2,
         )
     total = 0
     for k in range(len(structures)):
         total += int(include_inputs) + n_per * (
-            bool(rattles) + bool(strain_max and periodic[k]) + bool(md_temps)
+            bool(rattles)
+            + bool(strain_max and periodic[k])
+            + bool(md_temps)
             + bool(nm_temps and molecules[k])
         )
     if total == 0:
@@ -366,7 +372,8 @@ def sample(
                     warnings.warn(
                         f"structure {k} has {int(np.sum(consts < -1e-2))} imaginary normal "
                         "mode(s) with the teacher: relax it first for meaningful normal-mode "
-                        "sampling", stacklevel=2,
+                        "sampling",
+                        stacklevel=2,
                     )
                 for j in range(n_per):
                     T = nm_temps[j % len(nm_temps)]
@@ -378,12 +385,10 @@ def sample(
                         queue(frame, kind="normal_mode", source=k, temperature_K=T)
         batch.flush()
         if md_temps:
-            _sample_md(structures, pot, md_temps, md_steps, timestep_fs, n_per, rng,
-                       dataset, bar)
+            _sample_md(structures, pot, md_temps, md_steps, timestep_fs, n_per, rng, dataset, bar)
     finally:
         bar.close()
-    logger.info("sample: %s now holds %d frames (%s)", dataset.path, len(dataset),
-                dataset.kinds())
+    logger.info("sample: %s now holds %d frames (%s)", dataset.path, len(dataset), dataset.kinds())
     return dataset
 
 
@@ -416,8 +421,14 @@ class _Batches:
             meta = dict(key)
             kind = meta.pop("kind")
             temp = meta.pop("temperature_K", None)
-            self.dataset.write([frames[j] for j in js], [results[j] for j in js], self.pot,
-                               kind=kind, temperature_K=temp, info=meta)
+            self.dataset.write(
+                [frames[j] for j in js],
+                [results[j] for j in js],
+                self.pot,
+                kind=kind,
+                temperature_K=temp,
+                info=meta,
+            )
         self.bar.update(len(self.pending))
         self.pending.clear()
 
@@ -467,8 +478,14 @@ def _sample_md(
         at = np.clip(at, 1, md_steps)
         steps_at.append(set(at.tolist()))
     all_steps = set().union(*steps_at)
-    dyn = LangevinReplicas(replicas, pot, [m["temperature_K"] for m in meta],
-                           timestep_fs=timestep_fs, rng=rng, initial_temperature_factor=2.0)
+    dyn = LangevinReplicas(
+        replicas,
+        pot,
+        [m["temperature_K"] for m in meta],
+        timestep_fs=timestep_fs,
+        rng=rng,
+        initial_temperature_factor=2.0,
+    )
     for step in range(1, md_steps + 1):
         props = PROPERTIES if step in all_steps else ("energy", "forces")
         results = dyn.step(props)
@@ -479,7 +496,12 @@ def _sample_md(
             if step in at:
                 frame = dyn.snapshot(r)
                 frame.calc = None
-                dataset.write([frame], [results[r]], pot, kind="md",
-                              temperature_K=meta[r]["temperature_K"],
-                              info={"source": meta[r]["source"], "md_step": step})
+                dataset.write(
+                    [frame],
+                    [results[r]],
+                    pot,
+                    kind="md",
+                    temperature_K=meta[r]["temperature_K"],
+                    info={"source": meta[r]["source"], "md_step": step},
+                )
                 bar.update(1)

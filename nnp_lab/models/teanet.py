@@ -173,7 +173,9 @@ class _TeaLayer(torch.nn.Module):
             self.prop_v = torch.nn.Linear(H * V, V, bias=False)
             self.prop_t = torch.nn.Linear(H * T, T, bias=False)
         self.node_mlp = torch.nn.Sequential(
-            torch.nn.Linear(2 * F + V + 2 * T, F), make_activation(activation), torch.nn.Linear(F, F)
+            torch.nn.Linear(2 * F + V + 2 * T, F),
+            make_activation(activation),
+            torch.nn.Linear(F, F),
         )
         if not last:
             self.gates = torch.nn.Linear(F, V + 2 * T)

@@ -185,11 +185,26 @@ def train(
             f"train needs an EnergyModel (e.g. nnp_lab.models.SchNet), got {type(model).__name__}"
         )
     config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, energy_weight=energy_weight,
-        force_weight=force_weight, stress_weight=stress_weight,
-        validation_fraction=validation_fraction, patience=patience, schedule=schedule,
-        min_lr=min_lr, reference_energies=reference_energies, weight_decay=weight_decay,
-        seed=seed, device=device, dtype=dtype, threads=threads, live=live,
-        time_budget_s=time_budget_s, path=path, metadata=metadata, callback=callback,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        energy_weight=energy_weight,
+        force_weight=force_weight,
+        stress_weight=stress_weight,
+        validation_fraction=validation_fraction,
+        patience=patience,
+        schedule=schedule,
+        min_lr=min_lr,
+        reference_energies=reference_energies,
+        weight_decay=weight_decay,
+        seed=seed,
+        device=device,
+        dtype=dtype,
+        threads=threads,
+        live=live,
+        time_budget_s=time_budget_s,
+        path=path,
+        metadata=metadata,
+        callback=callback,
     )
     return Trainer(model, dataset, validation, config).run()

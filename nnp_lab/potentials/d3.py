@@ -115,7 +115,10 @@ class D3Dispersion:
             props = ["energy", "forces"] + (["stress"] if has_stress(work) else [])
             self._calc.calculate(work, props)
             r = self._calc.results
-            res = {"energy": float(r["energy"]), "forces": np.asarray(r["forces"], dtype=np.float64)}
+            res = {
+                "energy": float(r["energy"]),
+                "forces": np.asarray(r["forces"], dtype=np.float64),
+            }
             if "stress" in r and "stress" in properties and has_stress(work):
                 res["stress"] = np.asarray(r["stress"], dtype=np.float64).reshape(-1)[:6]
             out.append(res)

@@ -277,8 +277,10 @@ def _discover_cgroups(cgroup_root: Path, proc_self: Path) -> list[_CgroupFiles]:
                 if limit is not None and limit < _NO_LIMIT:
                     found.append(
                         _CgroupFiles(
-                            str(d / "memory.max"), str(d / "memory.current"),
-                            str(d / "memory.stat"), "inactive_file",
+                            str(d / "memory.max"),
+                            str(d / "memory.current"),
+                            str(d / "memory.stat"),
+                            "inactive_file",
                         )
                     )
             break
@@ -290,8 +292,10 @@ def _discover_cgroups(cgroup_root: Path, proc_self: Path) -> list[_CgroupFiles]:
             if limit is not None and limit < _NO_LIMIT:
                 found.append(
                     _CgroupFiles(
-                        str(d / "memory.limit_in_bytes"), str(d / "memory.usage_in_bytes"),
-                        str(d / "memory.stat"), "total_inactive_file",
+                        str(d / "memory.limit_in_bytes"),
+                        str(d / "memory.usage_in_bytes"),
+                        str(d / "memory.stat"),
+                        "total_inactive_file",
                     )
                 )
     return found
@@ -789,7 +793,8 @@ def check_memory(
         return
     on_gpu = str(device).startswith("cuda")
     gpu = (
-        "a GPU with more free memory" if on_gpu
+        "a GPU with more free memory"
+        if on_gpu
         else "a GPU with enough memory (nnp_lab.load_potential(..., device='cuda')) or a "
         "machine with more RAM"
     )

@@ -40,10 +40,14 @@ def neighbour_list(
     periodic = bool(atoms.pbc.any())
     box = np.asarray(atoms.cell, dtype=np.float64) if periodic else np.zeros((3, 3))
     out = NeighborList(cutoff=float(cutoff), full_list=full).compute(
-        np.asarray(atoms.positions, dtype=np.float64), box, atoms.pbc.tolist(),
+        np.asarray(atoms.positions, dtype=np.float64),
+        box,
+        atoms.pbc.tolist(),
         quantities=quantities,
     )
     if not isinstance(out, (list, tuple)):  # vesin returns a bare array for one quantity
         out = (out,)
-    return tuple(np.asarray(a).astype(np.int64) if q in "ijS" else np.asarray(a)
-                 for q, a in zip(quantities, out))
+    return tuple(
+        np.asarray(a).astype(np.int64) if q in "ijS" else np.asarray(a)
+        for q, a in zip(quantities, out)
+    )

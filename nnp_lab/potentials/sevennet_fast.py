@@ -230,7 +230,9 @@ def _wigner_3j(l1: int, l2: int, l3: int, state: dict[str, torch.Tensor]) -> tor
     logger.warning(
         "checkpoint has no Wigner-3j buffer for (%d, %d, %d); using e3nn's, whose sign "
         "convention may differ from the one the model was trained with",
-        l1, l2, l3,
+        l1,
+        l2,
+        l3,
     )
     from e3nn.o3 import wigner_3j  # slow import, only for checkpoints without the buffers
 

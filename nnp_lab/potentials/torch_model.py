@@ -247,7 +247,9 @@ class GraphBatch:
         dtype = self.positions.dtype
         # Strain trick: positions and cells are deformed by (1 + eps); dE/deps / V = stress.
         strain = torch.zeros(
-            (self.n_structures, 3, 3), dtype=dtype, device=self.positions.device,
+            (self.n_structures, 3, 3),
+            dtype=dtype,
+            device=self.positions.device,
             requires_grad=stress,
         )
         pos = self.positions.detach().requires_grad_(True)

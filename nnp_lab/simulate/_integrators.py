@@ -49,29 +49,48 @@ def _langevin(atoms: Atoms, s: IntegratorSettings) -> Any:
     from ase.md.langevin import Langevin
 
     # fixcm=False: ASE deprecates fixcm=True (it does not sample NVT exactly).
-    return Langevin(atoms, timestep=s.timestep_fs * units.fs, temperature_K=s.temperature_K,
-                    friction=s.friction_per_fs / units.fs, fixcm=False, rng=s.rng)
+    return Langevin(
+        atoms,
+        timestep=s.timestep_fs * units.fs,
+        temperature_K=s.temperature_K,
+        friction=s.friction_per_fs / units.fs,
+        fixcm=False,
+        rng=s.rng,
+    )
 
 
 def _bussi(atoms: Atoms, s: IntegratorSettings) -> Any:
     from ase.md.bussi import Bussi
 
-    return Bussi(atoms, timestep=s.timestep_fs * units.fs, temperature_K=s.temperature_K,
-                 taut=s.taut_fs * units.fs, rng=s.rng)
+    return Bussi(
+        atoms,
+        timestep=s.timestep_fs * units.fs,
+        temperature_K=s.temperature_K,
+        taut=s.taut_fs * units.fs,
+        rng=s.rng,
+    )
 
 
 def _nose_hoover(atoms: Atoms, s: IntegratorSettings) -> Any:
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
 
-    return NoseHooverChainNVT(atoms, timestep=s.timestep_fs * units.fs,
-                              temperature_K=s.temperature_K, tdamp=s.taut_fs * units.fs)
+    return NoseHooverChainNVT(
+        atoms,
+        timestep=s.timestep_fs * units.fs,
+        temperature_K=s.temperature_K,
+        tdamp=s.taut_fs * units.fs,
+    )
 
 
 def _berendsen(atoms: Atoms, s: IntegratorSettings) -> Any:
     from ase.md.nvtberendsen import NVTBerendsen
 
-    return NVTBerendsen(atoms, timestep=s.timestep_fs * units.fs,
-                        temperature_K=s.temperature_K, taut=s.taut_fs * units.fs)
+    return NVTBerendsen(
+        atoms,
+        timestep=s.timestep_fs * units.fs,
+        temperature_K=s.temperature_K,
+        taut=s.taut_fs * units.fs,
+    )
 
 
 def _mtk(atoms: Atoms, s: IntegratorSettings) -> Any:
@@ -79,9 +98,14 @@ def _mtk(atoms: Atoms, s: IntegratorSettings) -> Any:
 
     cls = IsotropicMTKNPT if s.barostat == "isotropic" else MTKNPT
     assert s.pressure_bar is not None
-    return cls(atoms, timestep=s.timestep_fs * units.fs, temperature_K=s.temperature_K,
-               pressure_au=s.pressure_bar * units.bar, tdamp=s.taut_fs * units.fs,
-               pdamp=s.taup_fs * units.fs)
+    return cls(
+        atoms,
+        timestep=s.timestep_fs * units.fs,
+        temperature_K=s.temperature_K,
+        pressure_au=s.pressure_bar * units.bar,
+        tdamp=s.taut_fs * units.fs,
+        pdamp=s.taup_fs * units.fs,
+    )
 
 
 #: (ensemble, thermostat) -> factory(atoms, settings) -> ASE integrator.

@@ -106,16 +106,18 @@ TEMPERATURE_LIMIT_FACTOR = 10.0
 #: ... but never below this many kelvin.
 TEMPERATURE_LIMIT_FLOOR_K = 3000.0
 
+
 def _ensemble_settings(
-    atoms: Atoms, ensemble: str, thermostat: str | None, pressure_bar: float | None,
+    atoms: Atoms,
+    ensemble: str,
+    thermostat: str | None,
+    pressure_bar: float | None,
     temperature_K: float,
 ) -> tuple[str | None, float | None]:
     """The thermostat (canonical name, or None for NVE) and pressure of a valid ensemble."""
     if ensemble == "nve":
         if thermostat is not None:
-            warnings.warn(
-                f"thermostat={thermostat!r} is ignored for ensemble='nve'", stacklevel=3
-            )
+            warnings.warn(f"thermostat={thermostat!r} is ignored for ensemble='nve'", stacklevel=3)
         thermostat = None
     else:
         if thermostat is None:
@@ -130,8 +132,7 @@ def _ensemble_settings(
             )
         if pressure_bar is None:
             raise InputError(
-                "ensemble='npt' needs pressure_bar= (e.g. pressure_bar=1.0 for ambient "
-                "pressure)"
+                "ensemble='npt' needs pressure_bar= (e.g. pressure_bar=1.0 for ambient pressure)"
             )
         pressure_bar = validation.number("pressure_bar", pressure_bar, minimum=None, unit="bar")
         if not bool(np.all(atoms.pbc)):
@@ -146,9 +147,7 @@ def _ensemble_settings(
                 "remove them (del atoms.constraints) or use ensemble='nvt'"
             )
     elif pressure_bar is not None:
-        raise InputError(
-            f"pressure_bar only applies to ensemble='npt' (got ensemble={ensemble!r})"
-        )
+        raise InputError(f"pressure_bar only applies to ensemble='npt' (got ensemble={ensemble!r})")
     if thermostat == "nose-hoover" and temperature_K <= 0:
         raise InputError(
             "the Nose–Hoover thermostat needs temperature_K > 0; use thermostat='langevin' "
@@ -253,8 +252,12 @@ class MolecularDynamics(Run):
         friction: float | None = None,
     ) -> None:
         if friction is not None:
-            warnings.warn("MolecularDynamics(friction=...) is deprecated: use friction_per_fs= "
-                          "(the same value, in 1/fs)", DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                "MolecularDynamics(friction=...) is deprecated: use friction_per_fs= "
+                "(the same value, in 1/fs)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             friction_per_fs = friction
         if not isinstance(atoms, Atoms):
             raise InputError(
@@ -266,7 +269,9 @@ class MolecularDynamics(Run):
         timestep_fs = validation.number("timestep_fs", timestep_fs, strict=True, unit="fs")
         steps = validation.integer("steps", steps, minimum=0)
         interval = validation.integer("interval", interval, minimum=1)
-        friction_per_fs = validation.number("friction_per_fs", friction_per_fs, strict=True, unit="1/fs")
+        friction_per_fs = validation.number(
+            "friction_per_fs", friction_per_fs, strict=True, unit="1/fs"
+        )
         taut_fs = validation.number("taut_fs", taut_fs, strict=True, unit="fs")
         taup_fs = validation.number("taup_fs", taup_fs, strict=True, unit="fs")
         max_force = validation.number("max_force", max_force, strict=True, unit="eV/Å")
@@ -277,8 +282,9 @@ class MolecularDynamics(Run):
             )
         velocities = validation.choice("velocities", velocities, ("auto", "thermalize", "keep"))
         barostat = validation.choice("barostat", barostat, _BAROSTATS)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+        ):
             raise InputError(f"seed must be a non-negative integer or None, got {seed!r}")
         if timestep_fs > 10:
             warnings.warn(
@@ -354,8 +360,9 @@ class MolecularDynamics(Run):
         has_velocities = atoms.has("momenta") and bool(np.any(atoms.get_momenta() != 0))
         if mode == "keep" or (mode == "auto" and has_velocities):
             if has_velocities:
-                logger.info("md: keeping the input's velocities (T = %.1f K)",
-                            atoms.get_temperature())
+                logger.info(
+                    "md: keeping the input's velocities (T = %.1f K)", atoms.get_temperature()
+                )
             return "kept"
         from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 
@@ -367,12 +374,21 @@ class MolecularDynamics(Run):
         return "maxwell-boltzmann"
 
     def _make_dynamics(self) -> Any:
-        return make_integrator(self.atoms, IntegratorSettings(
-            ensemble=self.ensemble, thermostat=self.thermostat, barostat=self.barostat,
-            timestep_fs=self.timestep_fs, temperature_K=self._target_T,
-            friction_per_fs=self.friction_per_fs, taut_fs=self.taut_fs, taup_fs=self.taup_fs,
-            pressure_bar=self.pressure_bar, rng=self._rng,
-        ))
+        return make_integrator(
+            self.atoms,
+            IntegratorSettings(
+                ensemble=self.ensemble,
+                thermostat=self.thermostat,
+                barostat=self.barostat,
+                timestep_fs=self.timestep_fs,
+                temperature_K=self._target_T,
+                friction_per_fs=self.friction_per_fs,
+                taut_fs=self.taut_fs,
+                taup_fs=self.taup_fs,
+                pressure_bar=self.pressure_bar,
+                rng=self._rng,
+            ),
+        )
 
     # -- control ------------------------------------------------------------------------
     @property
@@ -412,11 +428,8 @@ class MolecularDynamics(Run):
         old = self._applied_T
         retarget(self._dyn, self.ensemble, self.thermostat, old, target)
         self._applied_T = target
-        self.parameters.setdefault("temperature_schedule", [(0, old)]).append(
-            (self._step, target)
-        )
-        logger.info("md: target temperature %.1f K -> %.1f K at step %d", old, target,
-                    self._step)
+        self.parameters.setdefault("temperature_schedule", [(0, old)]).append((self._step, target))
+        logger.info("md: target temperature %.1f K -> %.1f K at step %d", old, target, self._step)
 
     @property
     def max_temperature_K(self) -> float:
@@ -432,9 +445,14 @@ class MolecularDynamics(Run):
         dyn = self._dyn
         logger.info(
             "md: %s%s of %s (%d atoms), %d steps of %g fs, T=%g K, seed=%d",
-            self.ensemble, f"/{self.thermostat}" if self.thermostat else "",
-            atoms.get_chemical_formula(), len(atoms), self.steps, self.timestep_fs,
-            self._target_T, self.seed,
+            self.ensemble,
+            f"/{self.thermostat}" if self.thermostat else "",
+            atoms.get_chemical_formula(),
+            len(atoms),
+            self.steps,
+            self.timestep_fs,
+            self._target_T,
+            self.seed,
         )
         generator = dyn.irun(steps=self.steps)
         self._advance(generator, 0)
@@ -655,13 +673,14 @@ def md(
     """
     # The option list has one home, MolecularDynamics' signature (a test checks that md's
     # named keywords have its defaults).
-    accepted = [name for name in inspect.signature(MolecularDynamics).parameters
-                if name not in ("atoms", "potential")]
+    accepted = [
+        name
+        for name in inspect.signature(MolecularDynamics).parameters
+        if name not in ("atoms", "potential")
+    ]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise InputError(
-            f"unknown md option(s) {unknown}; accepted: {', '.join(accepted)}"
-        )
+        raise InputError(f"unknown md option(s) {unknown}; accepted: {', '.join(accepted)}")
     run = MolecularDynamics(
         atoms,
         potential,

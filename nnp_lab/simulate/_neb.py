@@ -192,7 +192,11 @@ class _BatchedNEB(NEB):
         """NEB forces at the current positions, reusing the last projection when nothing moved
         (ASE recomputes tangents and springs on every ``get_forces`` call)."""
         last = getattr(self, "_last_forces", None)
-        if last is not None and last[1] == bool(self.climb) and np.array_equal(last[0], self.get_positions()):
+        if (
+            last is not None
+            and last[1] == bool(self.climb)
+            and np.array_equal(last[0], self.get_positions())
+        ):
             return last[2]
         return self.get_forces()
 
@@ -298,9 +302,12 @@ class NEBRun(Run):
                 f"unknown NEB method {method!r}; choose one of {', '.join(NEB_METHODS)}"
             )
         opt_name, opt_cls = resolve_optimizer(
-            optimizer, NEB_OPTIMIZERS, what="NEB optimizer",
+            optimizer,
+            NEB_OPTIMIZERS,
+            what="NEB optimizer",
             hint=" (line-search optimizers such as BFGSLineSearch do not suit NEB: the band "
-                 "has no single energy)")
+            "has no single energy)",
+        )
         super().__init__(potential, trajectory=trajectory)
         for atoms in (initial, final):
             self.potential.check(atoms)  # fail now, with the potential's own message
@@ -353,9 +360,7 @@ class NEBRun(Run):
 
         for label in ("initial", "final"):
             atoms = getattr(self, label)
-            res = relax(
-                atoms, self.potential, fmax=self.fmax, steps=500, optimizer="FIRE"
-            )
+            res = relax(atoms, self.potential, fmax=self.fmax, steps=500, optimizer="FIRE")
             if not res.converged:
                 warnings.warn(
                     f"the {label} state did not relax to fmax {self.fmax} eV/Å "
@@ -406,9 +411,7 @@ class NEBRun(Run):
             ) from exc
         for image in images:
             image.calc = None
-        return _BatchedNEB(
-            images, self.potential, k=self.k, climb=False, method=self.method
-        )
+        return _BatchedNEB(images, self.potential, k=self.k, climb=False, method=self.method)
 
     # -- the run --------------------------------------------------------------------------
     def _steps(self) -> Iterator[NEBStep]:
@@ -419,8 +422,13 @@ class NEBRun(Run):
         band.climb = climbing
         logger.info(
             "NEB of %s (%d atoms): %d intermediate images, %s, fmax=%g, steps=%d, climb=%s",
-            self.initial.get_chemical_formula(), len(self.initial), self.n_images,
-            self.optimizer_name, self.fmax, self.steps, self.climb,
+            self.initial.get_chemical_formula(),
+            len(self.initial),
+            self.n_images,
+            self.optimizer_name,
+            self.fmax,
+            self.steps,
+            self.climb,
         )
         done = 0  # optimizer iterations finished in earlier stages
         first = True
@@ -455,7 +463,8 @@ class NEBRun(Run):
                 climbing = band.climb = True
                 logger.info(
                     "NEB: band relaxed to fmax < %g eV/Å after %d iterations; climbing image on",
-                    target, done,
+                    target,
+                    done,
                 )
                 continue
             break
@@ -524,9 +533,11 @@ class NEBRun(Run):
     def _result(self) -> NEBResult:
         band = self.band
         if band is None or band.energies is None or not self._history:
-            images = [self.initial.copy(), self.final.copy()] if band is None else [
-                image.copy() for image in band.images
-            ]
+            images = (
+                [self.initial.copy(), self.final.copy()]
+                if band is None
+                else [image.copy() for image in band.images]
+            )
             for image in images:
                 image.calc = None
             nan = float("nan")

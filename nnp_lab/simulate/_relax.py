@@ -233,16 +233,13 @@ class Relaxation(Run):
             "formula": atoms.get_chemical_formula(),
         }
 
-
     # ------------------------------------------------------------------------------------
     def _steps(self) -> Iterator[RelaxStep]:
         atoms = self.atoms
         if self.cell:
             from ase.filters import FrechetCellFilter
 
-            target: Any = FrechetCellFilter(
-                atoms, scalar_pressure=self.pressure_bar * units.bar
-            )
+            target: Any = FrechetCellFilter(atoms, scalar_pressure=self.pressure_bar * units.bar)
         else:
             target = atoms
         with warnings.catch_warnings():
@@ -251,8 +248,12 @@ class Relaxation(Run):
             opt = self._optimizer_cls(target, logfile=None)
         logger.info(
             "relaxing %s (%d atoms) with %s, fmax=%g, steps=%d%s",
-            atoms.get_chemical_formula(), len(atoms), self.optimizer_name, self.fmax,
-            self.steps, ", cell" if self.cell else "",
+            atoms.get_chemical_formula(),
+            len(atoms),
+            self.optimizer_name,
+            self.fmax,
+            self.steps,
+            ", cell" if self.cell else "",
         )
         generator = opt.irun(fmax=self.fmax, steps=self.steps)
         while True:

@@ -106,7 +106,8 @@ class LangevinReplicas:
             v = a.get_velocities() if keep_velocities and a.has("momenta") else None
             if v is None or not np.any(v):
                 v = rng.normal(size=(len(a), 3)) * np.sqrt(
-                    units.kB * T * initial_temperature_factor / m)
+                    units.kB * T * initial_temperature_factor / m
+                )
                 v[~free] = 0.0
                 if free.all() and len(a) > 1:
                     v -= (m * v).sum(0) / m.sum()  # no centre-of-mass drift
@@ -169,7 +170,8 @@ class LangevinReplicas:
         a.positions = atoms.positions
         m, free = self.masses[k], self.free[k]
         v = self.rng.normal(size=(len(a), 3)) * np.sqrt(
-            units.kB * self.temperatures_K[k] * temperature_factor / m)
+            units.kB * self.temperatures_K[k] * temperature_factor / m
+        )
         v *= free
         if free.all() and len(a) > 1:
             v -= (m * v).sum(0) / m.sum()
@@ -186,4 +188,3 @@ class LangevinReplicas:
             keep = {key: res[key] for key in ("energy", "forces", "stress") if key in res}
             a.calc = SinglePointCalculator(a, **keep)
         return a
-

@@ -91,7 +91,9 @@ def snapshot(atoms: Atoms, results: dict[str, Any] | None = None) -> Atoms:
     if results is None and atoms.calc is not None:
         results = atoms.calc.results
     if results:
-        keep = {k: results[k] for k in ("energy", "forces", "stress", "free_energy") if k in results}
+        keep = {
+            k: results[k] for k in ("energy", "forces", "stress", "free_energy") if k in results
+        }
         copy.calc = SinglePointCalculator(copy, **keep)
     return copy
 
@@ -329,11 +331,15 @@ class Run(abc.ABC):
     def _kept_note(self) -> str:
         """Where the frames recorded so far are, for error messages (ends with a space)."""
         if self.trajectory_path is None:
-            return (f"No trajectory was written (pass trajectory='{self.kind}.traj' to keep "
-                    f"the {self.frame_noun}). ")
+            return (
+                f"No trajectory was written (pass trajectory='{self.kind}.traj' to keep "
+                f"the {self.frame_noun}). "
+            )
         n = self._writer.n_frames if self._writer is not None else 0
-        return (f"The trajectory {self.trajectory_path} holds the {n} {self.frame_noun} "
-                "recorded before. ")
+        return (
+            f"The trajectory {self.trajectory_path} holds the {n} {self.frame_noun} "
+            "recorded before. "
+        )
 
     def write_frame(self, atoms: Atoms) -> None:
         """Append a frame to the trajectory file, if one was asked for."""

@@ -220,8 +220,13 @@ class VibrationsResult:
                 "on the isolated molecule"
             )
         return ideal_gas_thermo(
-            self.energies_eV, self.atoms, symmetrynumber=symmetrynumber, spin=spin,
-            geometry=geometry, potential_energy=self.energy, ignore_imag_modes=ignore_imag_modes,
+            self.energies_eV,
+            self.atoms,
+            symmetrynumber=symmetrynumber,
+            spin=spin,
+            geometry=geometry,
+            potential_energy=self.energy,
+            ignore_imag_modes=ignore_imag_modes,
         )
 
     def helmholtz(
@@ -276,13 +281,16 @@ class VibrationsResult:
             Include the potential energy (False: thermal correction only).
         """
         thermo = self.ideal_gas_thermo(
-            symmetrynumber=symmetrynumber, spin=spin, geometry=geometry,
+            symmetrynumber=symmetrynumber,
+            spin=spin,
+            geometry=geometry,
             ignore_imag_modes=ignore_imag_modes,
         )
         value = float(
             thermo.get_gibbs_energy(
                 validation.number("temperature_K", temperature_K, strict=True, unit="K"),
-                validation.number("pressure_Pa", pressure_Pa, strict=True, unit="Pa"), verbose=False
+                validation.number("pressure_Pa", pressure_Pa, strict=True, unit="Pa"),
+                verbose=False,
             )
         )
         return value if include_potential_energy else value - self.energy
@@ -291,9 +299,7 @@ class VibrationsResult:
     def tabulate(self) -> str:
         """A table of modes (index, meV, cm⁻¹; imaginary marked ``i``) and the ZPE."""
         lines = ["  #      meV      cm^-1", "-" * 26]
-        for n, (e, f, im) in enumerate(
-            zip(self.energies_eV, self.frequencies_cm1, self.imaginary)
-        ):
+        for n, (e, f, im) in enumerate(zip(self.energies_eV, self.frequencies_cm1, self.imaginary)):
             mark = "i" if im else " "
             lines.append(f"{n:3d} {abs(e) * 1e3:8.1f}{mark} {abs(f):9.1f}{mark}")
         lines.append("-" * 26)
@@ -448,11 +454,13 @@ def vibrations(
     results: list[dict] = []
     n_calls = 0
     for start in range(0, len(structures), chunk):
-        results.extend(pot.evaluate(structures[start:start + chunk], ("energy", "forces")))
+        results.extend(pot.evaluate(structures[start : start + chunk], ("energy", "forces")))
         n_calls += 1
     logger.info(
         "vibrations of %s: %d displaced structures in %d evaluate call(s)",
-        atoms.get_chemical_formula(), len(structures) - 1, n_calls,
+        atoms.get_chemical_formula(),
+        len(structures) - 1,
+        n_calls,
     )
 
     ref = results[0]

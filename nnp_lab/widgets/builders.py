@@ -166,8 +166,7 @@ def parse_composition(text: str) -> str | dict[str, float]:
     text = (text or "").strip()
     if not text:
         raise InputError(
-            "enter an element ('Pt'), a formula ('Pt3Ni') or fractions such as "
-            "'Pt:0.5, Pd:0.5'"
+            "enter an element ('Pt'), a formula ('Pt3Ni') or fractions such as 'Pt:0.5, Pd:0.5'"
         )
     if not any(sep in text for sep in (":", "=", ",", ";")):
         return text
@@ -644,7 +643,12 @@ class BuilderPanel(widgets.VBox):
 
 def _int_box(value: int, description: str, *, lo: int, hi: int) -> widgets.BoundedIntText:
     return widgets.BoundedIntText(
-        value=value, min=lo, max=hi, description=description, style=_DESC, layout=_FIELD,
+        value=value,
+        min=lo,
+        max=hi,
+        description=description,
+        style=_DESC,
+        layout=_FIELD,
     )
 
 
@@ -652,15 +656,25 @@ def _float_box(
     value: float, description: str, *, lo: float, hi: float, step: float = 0.1, tooltip: str = ""
 ) -> widgets.BoundedFloatText:
     return widgets.BoundedFloatText(
-        value=value, min=lo, max=hi, step=step, description=description, style=_DESC,
-        layout=_FIELD, tooltip=tooltip,
+        value=value,
+        min=lo,
+        max=hi,
+        step=step,
+        description=description,
+        style=_DESC,
+        layout=_FIELD,
+        tooltip=tooltip,
     )
 
 
 def _text_box(value: str, description: str, placeholder: str) -> widgets.Text:
     return widgets.Text(
-        value=value, description=description, placeholder=placeholder, style=_DESC,
-        layout=_FIELD, continuous_update=False,
+        value=value,
+        description=description,
+        placeholder=placeholder,
+        style=_DESC,
+        layout=_FIELD,
+        continuous_update=False,
     )
 
 
@@ -714,8 +728,10 @@ class MoleculeBuilder(BuilderPanel):
             layout=_FIELD,
         )
         self._hint = widgets.HTML(
-            info_html("Press Enter to build. Names (H2O, CO, ...) win over SMILES; "
-                      "'smiles:CO' is methanol."),
+            info_html(
+                "Press Enter to build. Names (H2O, CO, ...) win over SMILES; "
+                "'smiles:CO' is methanol."
+            ),
             layout=widgets.Layout(width=_LEFT_WIDTH),
         )
         self._inputs_cache = [self.spec]
@@ -784,11 +800,18 @@ class SlabBuilder(BuilderPanel):
 
         self.element = _text_box(element, "Bulk", "Pt, Cu, Cu3Au, NaCl ...")
         self.structure = widgets.Dropdown(
-            options=["auto", *CRYSTAL_STRUCTURES], value="auto", description="Structure",
-            style=_DESC, layout=_FIELD,
+            options=["auto", *CRYSTAL_STRUCTURES],
+            value="auto",
+            description="Structure",
+            style=_DESC,
+            layout=_FIELD,
         )
         self.lattice = _float_box(
-            0.0, "a (Å), 0 = auto", lo=0.0, hi=100.0, step=0.01,
+            0.0,
+            "a (Å), 0 = auto",
+            lo=0.0,
+            hi=100.0,
+            step=0.01,
             tooltip="Lattice constant in Å; 0 uses the element's reference value",
         )
         miller_layout = widgets.Layout(width="62px")
@@ -799,29 +822,57 @@ class SlabBuilder(BuilderPanel):
             [widgets.Label("Miller (h k l)", layout=widgets.Layout(width="114px")), *self.miller]
         )
         self.layers = _int_box(4, "Layers", lo=1, hi=60)
-        self.vacuum = _float_box(10.0, "Vacuum (Å)", lo=0.0, hi=100.0, step=0.5,
-                                 tooltip="Empty space on each side of the slab")
+        self.vacuum = _float_box(
+            10.0,
+            "Vacuum (Å)",
+            lo=0.0,
+            hi=100.0,
+            step=0.5,
+            tooltip="Empty space on each side of the slab",
+        )
         size_layout = widgets.Layout(width="62px")
         self.nx = widgets.BoundedIntText(value=3, min=1, max=30, layout=size_layout)
         self.ny = widgets.BoundedIntText(value=3, min=1, max=30, layout=size_layout)
         size_row = widgets.HBox(
-            [widgets.Label("Repeat (nx ny)", layout=widgets.Layout(width="114px")), self.nx, self.ny]
+            [
+                widgets.Label("Repeat (nx ny)", layout=widgets.Layout(width="114px")),
+                self.nx,
+                self.ny,
+            ]
         )
         self.fixed_layers = _int_box(2, "Fixed layers", lo=0, hi=59)
         self.adsorbate = _text_box("", "Adsorbate", "CO, H, OH, H2O, CCO ... (empty: none)")
         self.site = widgets.Dropdown(options=[], description="Site", style=_DESC, layout=_FIELD)
-        self.height = _float_box(2.0, "Height (Å)", lo=0.0, hi=10.0, step=0.1,
-                                 tooltip="Height of the binding atom above the top layer")
+        self.height = _float_box(
+            2.0,
+            "Height (Å)",
+            lo=0.0,
+            hi=10.0,
+            step=0.1,
+            tooltip="Height of the binding atom above the top layer",
+        )
         self.binding_atom = _text_box("0", "Binding atom", "index (0) or element (C)")
         self.show_sites = widgets.Checkbox(
-            value=True, description="show site markers (no adsorbate)", indent=False,
+            value=True,
+            description="show site markers (no adsorbate)",
+            indent=False,
             layout=widgets.Layout(width="330px"),
         )
         self.site_table = widgets.HTML()
         self._inputs_cache = [
-            self.element, self.structure, self.lattice, miller_row, self.layers, self.vacuum,
-            size_row, self.fixed_layers, self.adsorbate, self.site, self.height,
-            self.binding_atom, self.show_sites,
+            self.element,
+            self.structure,
+            self.lattice,
+            miller_row,
+            self.layers,
+            self.vacuum,
+            size_row,
+            self.fixed_layers,
+            self.adsorbate,
+            self.site,
+            self.height,
+            self.binding_atom,
+            self.show_sites,
         ]
         self._slab_key: tuple[Any, ...] | None = None
         self._slab: Atoms | None = None
@@ -859,9 +910,15 @@ class SlabBuilder(BuilderPanel):
     # ------------------------------------------------------------------ inputs
     def _set_input(self, name: str, value: Any) -> None:
         simple = {
-            "element": self.element, "structure": self.structure, "a": self.lattice,
-            "layers": self.layers, "vacuum": self.vacuum, "fixed_layers": self.fixed_layers,
-            "adsorbate": self.adsorbate, "height": self.height, "show_sites": self.show_sites,
+            "element": self.element,
+            "structure": self.structure,
+            "a": self.lattice,
+            "layers": self.layers,
+            "vacuum": self.vacuum,
+            "fixed_layers": self.fixed_layers,
+            "adsorbate": self.adsorbate,
+            "height": self.height,
+            "show_sites": self.show_sites,
         }
         if name in simple:
             w = simple[name]
@@ -911,9 +968,13 @@ class SlabBuilder(BuilderPanel):
     # ------------------------------------------------------------------ building
     def _slab_inputs(self) -> tuple[Any, ...]:
         return (
-            self.element.value.strip(), self.structure.value, float(self.lattice.value),
-            tuple(int(w.value) for w in self.miller), int(self.layers.value),
-            float(self.vacuum.value), (int(self.nx.value), int(self.ny.value)),
+            self.element.value.strip(),
+            self.structure.value,
+            float(self.lattice.value),
+            tuple(int(w.value) for w in self.miller),
+            int(self.layers.value),
+            float(self.vacuum.value),
+            (int(self.nx.value), int(self.ny.value)),
             int(self.fixed_layers.value),
         )
 
@@ -975,8 +1036,9 @@ class SlabBuilder(BuilderPanel):
         text = self.binding_atom.value.strip() or "0"
         binding: int | str = int(text) if text.lstrip("-").isdigit() else text
         try:
-            return add_adsorbate(slab, adsorbate, site, height=float(self.height.value),
-                                 binding_atom=binding)
+            return add_adsorbate(
+                slab, adsorbate, site, height=float(self.height.value), binding_atom=binding
+            )
         except Exception as exc:
             raise _Context("Adsorbate", exc) from exc
 
@@ -1010,7 +1072,8 @@ class SlabBuilder(BuilderPanel):
                     s.position + [0.0, 0.0, dz + _MARKER_KIND_OFFSET.get(s.kind, 0.0)]
                     for s in self._marker_sites
                 ],
-                cell=shown.cell, pbc=shown.pbc,
+                cell=shown.cell,
+                pbc=shown.pbc,
             )
             shown = shown + markers
         self._view(shown, self._label(atoms))
@@ -1036,7 +1099,11 @@ class SlabBuilder(BuilderPanel):
             return
         rows = []
         for s in self._sites:
-            style = ' style="font-weight:bold; background:#fff3cd"' if s.label == self.site.value else ""
+            style = (
+                ' style="font-weight:bold; background:#fff3cd"'
+                if s.label == self.site.value
+                else ""
+            )
             atoms = ", ".join(str(i) for i in sorted(set(s.atoms)))
             rows.append(
                 f"<tr{style}><td>{html.escape(s.label)}</td><td>{_fmt(s.position[0])}</td>"
@@ -1053,7 +1120,9 @@ class SlabBuilder(BuilderPanel):
         """A click on a site marker in the browser selects that site."""
         if self._syncing_selection or not self._marker_sites:
             return
-        picked = [i for i in change["new"] if self._n_real <= i < self._n_real + len(self._marker_sites)]
+        picked = [
+            i for i in change["new"] if self._n_real <= i < self._n_real + len(self._marker_sites)
+        ]
         if not picked:
             return
         label = self._marker_sites[picked[-1] - self._n_real].label
@@ -1094,21 +1163,28 @@ class NanoparticleBuilder(BuilderPanel):
     _error_context = "Nanoparticle"
 
     def __init__(
-        self, composition: str = "Pt:0.2, Pd:0.2, Rh:0.2, Ir:0.2, Ru:0.2",
-        potential: PotentialLike = None, **kwargs: Any,
+        self,
+        composition: str = "Pt:0.2, Pd:0.2, Rh:0.2, Ir:0.2, Ru:0.2",
+        potential: PotentialLike = None,
+        **kwargs: Any,
     ) -> None:
         from nnp_lab.build import NANOPARTICLE_SHAPES
 
         self.composition = _text_box(composition, "Composition", "Pt  or  Pt:0.5, Pd:0.5")
         self.shape = widgets.Dropdown(
-            options=list(NANOPARTICLE_SHAPES), value="cuboctahedron", description="Shape",
-            style=_DESC, layout=_FIELD,
+            options=list(NANOPARTICLE_SHAPES),
+            value="cuboctahedron",
+            description="Shape",
+            style=_DESC,
+            layout=_FIELD,
         )
         self.size = _int_box(3, "Size", lo=1, hi=5000)
         self.seed = _int_box(0, "Seed", lo=0, hi=2**31 - 1)
         self._hint = widgets.HTML(
-            info_html("Size: shells (icosahedron, decahedron, cuboctahedron: 2 -> 13, 3 -> 55, "
-                      "4 -> 147 atoms), atoms per edge (octahedron), target atoms (wulff)."),
+            info_html(
+                "Size: shells (icosahedron, decahedron, cuboctahedron: 2 -> 13, 3 -> 55, "
+                "4 -> 147 atoms), atoms per edge (octahedron), target atoms (wulff)."
+            ),
             layout=widgets.Layout(width=_LEFT_WIDTH),
         )
         self._inputs_cache = [self.composition, self.shape, self.size, self.seed, self._hint]
@@ -1131,8 +1207,9 @@ class NanoparticleBuilder(BuilderPanel):
         from nnp_lab.build import nanoparticle
 
         comp = parse_composition(self.composition.value)
-        return nanoparticle(comp, shape=self.shape.value, size=int(self.size.value),
-                            seed=int(self.seed.value))
+        return nanoparticle(
+            comp, shape=self.shape.value, size=int(self.size.value), seed=int(self.seed.value)
+        )
 
     def _label(self, atoms: Atoms) -> str:
         return f"{atoms.get_chemical_formula()} {self.shape.value}, {len(atoms)} atoms"

@@ -95,69 +95,121 @@ class RunSettings(widgets.VBox):
         r = {**DEFAULT_RELAX_OPTIONS, **(relax_options or {})}
         m = {**DEFAULT_MD_OPTIONS, **(md_options or {})}
         self.fmax = widgets.BoundedFloatText(
-            value=r["fmax"], min=1e-4, max=100.0, step=0.01, description="fmax (eV/Å)",
-            style=_DESC, layout=_FIELD,
+            value=r["fmax"],
+            min=1e-4,
+            max=100.0,
+            step=0.01,
+            description="fmax (eV/Å)",
+            style=_DESC,
+            layout=_FIELD,
         )
         self.relax_steps = widgets.BoundedIntText(
-            value=r["steps"], min=0, max=1_000_000, description="max steps", style=_DESC,
+            value=r["steps"],
+            min=0,
+            max=1_000_000,
+            description="max steps",
+            style=_DESC,
             layout=_FIELD,
         )
         optimizer = str(r["optimizer"])
         options = list(OPTIMIZERS)
         match = next((o for o in options if o.lower() == optimizer.lower()), None)
         self.optimizer = widgets.Dropdown(
-            options=options, value=match or "FIRE", description="optimizer", style=_DESC,
+            options=options,
+            value=match or "FIRE",
+            description="optimizer",
+            style=_DESC,
             layout=_FIELD,
         )
         self.cell = widgets.Checkbox(
-            value=bool(r["cell"]), description="relax the cell too (periodic only)",
-            indent=False, layout=_FIELD,
+            value=bool(r["cell"]),
+            description="relax the cell too (periodic only)",
+            indent=False,
+            layout=_FIELD,
         )
         self.ensemble = widgets.Dropdown(
-            options=[(e.upper(), e) for e in ENSEMBLES], value=str(m["ensemble"]).lower(),
-            description="ensemble", style=_DESC, layout=_FIELD,
+            options=[(e.upper(), e) for e in ENSEMBLES],
+            value=str(m["ensemble"]).lower(),
+            description="ensemble",
+            style=_DESC,
+            layout=_FIELD,
         )
         self.thermostat = widgets.Dropdown(
-            options=["default", *THERMOSTATS], value=m["thermostat"] or "default",
-            description="thermostat", style=_DESC, layout=_FIELD,
+            options=["default", *THERMOSTATS],
+            value=m["thermostat"] or "default",
+            description="thermostat",
+            style=_DESC,
+            layout=_FIELD,
         )
         self.temperature = widgets.BoundedFloatText(
-            value=m["temperature_K"], min=0.0, max=100_000.0, step=10.0,
-            description="temperature (K)", style=_DESC, layout=_FIELD,
+            value=m["temperature_K"],
+            min=0.0,
+            max=100_000.0,
+            step=10.0,
+            description="temperature (K)",
+            style=_DESC,
+            layout=_FIELD,
         )
         self.timestep = widgets.BoundedFloatText(
-            value=m["timestep_fs"], min=0.01, max=20.0, step=0.25, description="timestep (fs)",
-            style=_DESC, layout=_FIELD,
+            value=m["timestep_fs"],
+            min=0.01,
+            max=20.0,
+            step=0.25,
+            description="timestep (fs)",
+            style=_DESC,
+            layout=_FIELD,
         )
         self.md_steps = widgets.BoundedIntText(
-            value=m["steps"], min=0, max=10_000_000, description="steps", style=_DESC,
+            value=m["steps"],
+            min=0,
+            max=10_000_000,
+            description="steps",
+            style=_DESC,
             layout=_FIELD,
         )
         self.interval = widgets.BoundedIntText(
-            value=m.get("interval", 5), min=1, max=100_000, description="record every",
-            style=_DESC, layout=_FIELD,
+            value=m.get("interval", 5),
+            min=1,
+            max=100_000,
+            description="record every",
+            style=_DESC,
+            layout=_FIELD,
         )
         self.pressure = widgets.FloatText(
-            value=m.get("pressure_bar") or 1.0, description="pressure (bar)", style=_DESC,
+            value=m.get("pressure_bar") or 1.0,
+            description="pressure (bar)",
+            style=_DESC,
             layout=_FIELD,
         )
         self.ensemble.observe(lambda _c: self._sync_enabled(), names="value")
         self._sync_enabled()
         relax_box = widgets.VBox(
-            [widgets.HTML("<b>Relaxation</b>"), self.fmax, self.relax_steps, self.optimizer, self.cell]
+            [
+                widgets.HTML("<b>Relaxation</b>"),
+                self.fmax,
+                self.relax_steps,
+                self.optimizer,
+                self.cell,
+            ]
         )
         md_box = widgets.VBox(
-            [widgets.HTML("<b>Molecular dynamics</b>"), self.ensemble, self.thermostat,
-             self.temperature, self.timestep, self.md_steps, self.interval, self.pressure]
+            [
+                widgets.HTML("<b>Molecular dynamics</b>"),
+                self.ensemble,
+                self.thermostat,
+                self.temperature,
+                self.timestep,
+                self.md_steps,
+                self.interval,
+                self.pressure,
+            ]
         )
         super().__init__([widgets.HBox([relax_box, md_box])])
 
     def _sync_enabled(self) -> None:
         ensemble = self.ensemble.value
         self.thermostat.disabled = ensemble == "nve"
-        self.temperature.description = (
-            "initial T (K)" if ensemble == "nve" else "temperature (K)"
-        )
+        self.temperature.description = "initial T (K)" if ensemble == "nve" else "temperature (K)"
         self.pressure.disabled = ensemble != "npt"
 
     def relax_options(self) -> dict[str, Any]:
@@ -218,13 +270,19 @@ class FilePanel(BuilderPanel):
             accept="", multiple=False, description="Upload", layout=widgets.Layout(width="330px")
         )
         self.path = widgets.Text(
-            value=str(path), description="or path", placeholder="structure.cif, POSCAR, run.traj",
-            continuous_update=False, style={"description_width": "110px"},
+            value=str(path),
+            description="or path",
+            placeholder="structure.cif, POSCAR, run.traj",
+            continuous_update=False,
+            style={"description_width": "110px"},
             layout=widgets.Layout(width="330px"),
         )
         self.index = widgets.Text(
-            value="-1", description="frame index", continuous_update=False,
-            style={"description_width": "110px"}, layout=widgets.Layout(width="330px"),
+            value="-1",
+            description="frame index",
+            continuous_update=False,
+            style={"description_width": "110px"},
+            layout=widgets.Layout(width="330px"),
         )
         self._inputs_cache = [self.upload, self.path, self.index]
         super().__init__(potential, **kwargs)
@@ -362,11 +420,16 @@ class Lab(widgets.VBox):
                     f"{', '.join(v for _, v in options)}"
                 )
         self.model = widgets.Dropdown(
-            options=options, value=initial, description="Model",
-            style={"description_width": "50px"}, layout=widgets.Layout(width="430px"),
+            options=options,
+            value=initial,
+            description="Model",
+            style={"description_width": "50px"},
+            layout=widgets.Layout(width="430px"),
         )
         self.d3 = widgets.Checkbox(
-            value=bool(d3), description="+ DFT-D3(BJ) dispersion", indent=False,
+            value=bool(d3),
+            description="+ DFT-D3(BJ) dispersion",
+            indent=False,
             layout=widgets.Layout(width="210px"),
         )
         self.model_info = widgets.HTML(layout=widgets.Layout(flex="1"))
@@ -397,23 +460,30 @@ class Lab(widgets.VBox):
 
         # -- saving --
         self.save_what = widgets.Dropdown(
-            options=[(text, key) for key, text in SAVE_CHOICES.items()], value="auto",
-            description="Save", style={"description_width": "60px"},
+            options=[(text, key) for key, text in SAVE_CHOICES.items()],
+            value="auto",
+            description="Save",
+            style={"description_width": "60px"},
             layout=widgets.Layout(width="420px"),
         )
         self.filename = widgets.Text(
-            value="nnp_lab_result.extxyz", description="to file", placeholder="result.extxyz",
-            style={"description_width": "60px"}, layout=widgets.Layout(width="420px"),
+            value="nnp_lab_result.extxyz",
+            description="to file",
+            placeholder="result.extxyz",
+            style={"description_width": "60px"},
+            layout=widgets.Layout(width="420px"),
         )
         self.save_button = widgets.Button(description="Save", icon="save", button_style="success")
         self.save_button.on_click(lambda _b: self._save_clicked())
         self.save_status = widgets.HTML()
         save_box = widgets.VBox(
             [
-                widgets.HTML(info_html(
-                    "Any format ASE writes, chosen by the extension (.extxyz, .xyz, .cif, .traj, "
-                    ".vasp, .pdb); relative paths are relative to the notebook's folder."
-                )),
+                widgets.HTML(
+                    info_html(
+                        "Any format ASE writes, chosen by the extension (.extxyz, .xyz, .cif, .traj, "
+                        ".vasp, .pdb); relative paths are relative to the notebook's folder."
+                    )
+                ),
                 self.save_what,
                 widgets.HBox([self.filename, self.save_button]),
                 self.save_status,
@@ -569,9 +639,13 @@ class Lab(widgets.VBox):
                 )
             return [atoms], f"the built structure ({self.current.title} tab)"
         if result is None:
-            raise InputError("no run has finished yet: press Relax or MD first, or save the built structure")
+            raise InputError(
+                "no run has finished yet: press Relax or MD first, or save the built structure"
+            )
         if what == "final":
-            return [result.atoms.copy()], f"the final structure of the last run ({type(result).__name__})"
+            return [
+                result.atoms.copy()
+            ], f"the final structure of the last run ({type(result).__name__})"
         frames = list(getattr(result, "frames", []) or [result.atoms])
         return [f.copy() for f in frames], f"{len(frames)} frames of the last run"
 

@@ -158,7 +158,8 @@ class _KernelPump:
                 "cannot process widget events while the cell runs (%s: %s); Stop/Pause "
                 "clicks will act only after the cell ends — use the notebook's interrupt "
                 "button to stop the run",
-                type(exc).__name__, exc,
+                type(exc).__name__,
+                exc,
             )
             return None
 
@@ -357,10 +358,14 @@ class LiveRun(widgets.VBox):
             raise InputError(f"max_rate_hz must be a number > 0, got {max_rate_hz!r}") from None
         if not rate > 0:
             raise InputError(f"max_rate_hz must be > 0 updates per second, got {max_rate_hz!r}")
-        if total is not None and (isinstance(total, bool) or not isinstance(total, (int, np.integer)) or total < 0):
+        if total is not None and (
+            isinstance(total, bool) or not isinstance(total, (int, np.integer)) or total < 0
+        ):
             raise InputError(f"total must be a non-negative integer or None, got {total!r}")
         if viewer is not None and not isinstance(viewer, Viewer):
-            raise TypeError(f"viewer must be an nnp_lab.widgets.Viewer, got {type(viewer).__name__}")
+            raise TypeError(
+                f"viewer must be an nnp_lab.widgets.Viewer, got {type(viewer).__name__}"
+            )
 
         self.run = run
         self.kind: str = getattr(run, "kind", "run")
@@ -410,12 +415,16 @@ class LiveRun(widgets.VBox):
 
         # -- controls -------------------------------------------------------------------------
         self.stop_button = widgets.Button(
-            description="Stop", icon="stop", button_style="danger",
+            description="Stop",
+            icon="stop",
+            button_style="danger",
             tooltip="End the run after the current step (result and trajectory are kept)",
             layout=widgets.Layout(width="auto", min_width="80px"),
         )
         self.pause_button = widgets.ToggleButton(
-            value=False, description="Pause", icon="pause",
+            value=False,
+            description="Pause",
+            icon="pause",
             tooltip="Hold the run after the current step",
             layout=widgets.Layout(width="auto", min_width="100px"),
         )
@@ -423,22 +432,34 @@ class LiveRun(widgets.VBox):
         self.pause_button.observe(self._on_pause_toggle, names="value")
         controls: list[Any] = [self.stop_button, self.pause_button]
         self.temperature_slider: widgets.FloatSlider | None = None
-        if self.kind == "md" and getattr(run, "ensemble", "nve") != "nve" and hasattr(
-            run, "set_temperature"
+        if (
+            self.kind == "md"
+            and getattr(run, "ensemble", "nve") != "nve"
+            and hasattr(run, "set_temperature")
         ):
             t0 = float(run.temperature_K)
-            low = 1.0 if getattr(run, "thermostat", None) == "nose-hoover" or run.ensemble == "npt" else 0.0
+            low = (
+                1.0
+                if getattr(run, "thermostat", None) == "nose-hoover" or run.ensemble == "npt"
+                else 0.0
+            )
             self.temperature_slider = widgets.FloatSlider(
-                value=t0, min=low, max=float(max(1000.0, 10 * round(3 * t0 / 10))), step=10.0,
-                description="T (K)", continuous_update=False, readout_format=".0f",
+                value=t0,
+                min=low,
+                max=float(max(1000.0, 10 * round(3 * t0 / 10))),
+                step=10.0,
+                description="T (K)",
+                continuous_update=False,
+                readout_format=".0f",
                 tooltip="Thermostat target temperature",
                 style={"description_width": "40px"},
                 layout=widgets.Layout(width="360px", margin="0 0 0 16px"),
             )
             self.temperature_slider.observe(self._on_temperature, names="value")
             controls.append(self.temperature_slider)
-        self.status = widgets.HTML(value=self._status_html("ready"),
-                                   layout=widgets.Layout(width="100%"))
+        self.status = widgets.HTML(
+            value=self._status_html("ready"), layout=widgets.Layout(width="100%")
+        )
 
         # Viewer and plots side by side (wrapping on narrow outputs). The figure gets a
         # fixed width: plotly sizes an autosized figure when it first renders, before the
@@ -449,15 +470,14 @@ class LiveRun(widgets.VBox):
             [self.plot.figure],
             layout=widgets.Layout(flex=f"0 0 {PLOT_WIDTH_PX}px", overflow="hidden"),
         )
-        top = widgets.HBox([self.viewer, plot_box],
-                           layout=widgets.Layout(width="100%", flex_flow="row wrap"))
+        top = widgets.HBox(
+            [self.viewer, plot_box], layout=widgets.Layout(width="100%", flex_flow="row wrap")
+        )
         bar = widgets.HBox(controls, layout=widgets.Layout(align_items="center", width="100%"))
         super().__init__([top, bar, self.status])
         self.add_class("nnp-lab-live")
 
-        self._throttle: FrameThrottle[bool] = FrameThrottle(
-            self._deliver, rate, lock=self._ui_lock
-        )
+        self._throttle: FrameThrottle[bool] = FrameThrottle(self._deliver, rate, lock=self._ui_lock)
         self._plot_throttle: FrameThrottle[bool] = FrameThrottle(
             self._draw_plots, min(rate, MAX_PLOT_RATE_HZ), lock=self._ui_lock
         )
@@ -562,7 +582,9 @@ class LiveRun(widgets.VBox):
         if pump is not None:
             logger.debug(
                 "live run: handled %d widget messages during the run (%s), handed back %d",
-                pump.n_comm, pump.mechanism, pump.n_forwarded,
+                pump.n_comm,
+                pump.mechanism,
+                pump.n_forwarded,
             )
         if self.error is not None:
             raise self.error
@@ -671,15 +693,19 @@ class LiveRun(widgets.VBox):
         viewer = self.viewer
         try:
             if self.kind == "neb":
-                self._show_band(np.asarray(event.positions), getattr(event, "energies", None),
-                                f"iteration {event.step}")
+                self._show_band(
+                    np.asarray(event.positions),
+                    getattr(event, "energies", None),
+                    f"iteration {event.step}",
+                )
                 return
             forces = getattr(event, "forces", None) if viewer.show_forces else None
             # Frames already arrive at most max_rate_hz times per second; throttle again only
             # if the viewer was set up for a lower rate than ours.
             now = viewer.max_rate_hz >= self.max_rate_hz
-            viewer.update(event.positions, cell=event.cell, forces=forces,
-                          label=self._label(event), final=now)
+            viewer.update(
+                event.positions, cell=event.cell, forces=forces, label=self._label(event), final=now
+            )
         except ValueError as exc:  # e.g. the viewer was given other atoms meanwhile
             logger.debug("live view not updated: %s", exc)
 
@@ -687,8 +713,10 @@ class LiveRun(widgets.VBox):
         n_img = len(positions)
         if energies is not None:
             e = np.asarray(energies, dtype=float)
-            labels = [f"image {i}/{n_img - 1}  E − E0 = {e[i] - e[0]:+.3f} eV  ({what})"
-                      for i in range(n_img)]
+            labels = [
+                f"image {i}/{n_img - 1}  E − E0 = {e[i] - e[0]:+.3f} eV  ({what})"
+                for i in range(n_img)
+            ]
         else:
             labels = [f"image {i}/{n_img - 1}  ({what})" for i in range(n_img)]
         viewer = self.viewer
@@ -718,8 +746,10 @@ class LiveRun(widgets.VBox):
 
     def _label(self, event: Any) -> str:
         if self.kind == "md":
-            return (f"t = {event.time_ps:.3f} ps  T = {event.temperature_K:.0f} K  "
-                    f"E = {event.energy:.3f} eV")
+            return (
+                f"t = {event.time_ps:.3f} ps  T = {event.temperature_K:.0f} K  "
+                f"E = {event.energy:.3f} eV"
+            )
         fmax = getattr(event, "fmax", None)
         text = f"step {event.step}  E = {event.energy:.4f} eV"
         if fmax is not None:
@@ -768,8 +798,9 @@ class LiveRun(widgets.VBox):
             self.pause_button.description = "Resume"
             self.pause_button.icon = "play"
             self._set_status("running")  # "pausing" until the step in flight is done
-            threading.Thread(target=self._report_held, name="nnp_lab-live-pause",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._report_held, name="nnp_lab-live-pause", daemon=True
+            ).start()
         else:
             self.run.resume()
             self.pause_button.description = "Pause"
@@ -798,10 +829,16 @@ class LiveRun(widgets.VBox):
     def _status_html(self, state: str, note: str | None = None) -> str:
         if self.run.paused and state == "running":
             state = "paused" if self.run.held else "pausing"
-        colors = {"running": "#1f77b4", "paused": "#b8860b", "pausing": "#b8860b",
-                  "stopping": "#b8860b",
-                  "stopped": "#b8860b", "finished": "#2ca02c", "failed": "#d62728",
-                  "ready": "#555"}
+        colors = {
+            "running": "#1f77b4",
+            "paused": "#b8860b",
+            "pausing": "#b8860b",
+            "stopping": "#b8860b",
+            "stopped": "#b8860b",
+            "finished": "#2ca02c",
+            "failed": "#d62728",
+            "ready": "#555",
+        }
         parts = [f"<b style='color:{colors.get(state, '#555')}'>{state}</b>"]
         with self._data_lock:
             latest = self._latest
@@ -815,8 +852,10 @@ class LiveRun(widgets.VBox):
                 parts.append(f"t = {latest.time_ps:.3f} ps")
                 parts.append(f"E<sub>pot</sub> = {latest.energy:.4f} eV")
                 target = getattr(latest, "target_temperature_K", None)
-                parts.append(f"T = {latest.temperature_K:.0f} K"
-                             + (f" (target {target:.0f} K)" if target is not None else ""))
+                parts.append(
+                    f"T = {latest.temperature_K:.0f} K"
+                    + (f" (target {target:.0f} K)" if target is not None else "")
+                )
             else:
                 parts.append(f"E = {latest.energy:.4f} eV")
                 fmax = getattr(latest, "fmax", None)
@@ -830,8 +869,11 @@ class LiveRun(widgets.VBox):
                 parts.append(f"{dsteps / dt:.1f} steps/s")
         if note:
             parts.append(html.escape(note))
-        return ("<span style='font-family:var(--jp-code-font-family,monospace);font-size:12px'>"
-                + " · ".join(parts) + "</span>")
+        return (
+            "<span style='font-family:var(--jp-code-font-family,monospace);font-size:12px'>"
+            + " · ".join(parts)
+            + "</span>"
+        )
 
     def __repr__(self) -> str:
         state = "done" if self._finished else ("running" if self._thread else "not started")

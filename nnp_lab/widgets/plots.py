@@ -234,15 +234,18 @@ class RelaxPlot(LivePlot):
         super().__init__(max_points)
         fig = _figure(2, ["energy (eV)", "fmax (eV/Å)"], height)
         # Lines only: markers add one SVG node per point to every redraw.
-        fig.add_scatter(x=[], y=[], name="energy", mode="lines", line=dict(color=_BLUE),
-                        row=1, col=1)
-        fig.add_scatter(x=[], y=[], name="fmax", mode="lines", line=dict(color=_ORANGE),
-                        row=2, col=1)
+        fig.add_scatter(
+            x=[], y=[], name="energy", mode="lines", line=dict(color=_BLUE), row=1, col=1
+        )
+        fig.add_scatter(
+            x=[], y=[], name="fmax", mode="lines", line=dict(color=_ORANGE), row=2, col=1
+        )
         fig.update_yaxes(type="log", row=2, col=1)
         fig.update_xaxes(title_text="step", row=2, col=1)
         if fmax_target is not None and math.isfinite(fmax_target) and fmax_target > 0:
-            fig.add_hline(y=fmax_target, row=2, col=1, line_dash="dash",
-                          line_color=_GREY, line_width=1)
+            fig.add_hline(
+                y=fmax_target, row=2, col=1, line_dash="dash", line_color=_GREY, line_width=1
+            )
         self.figure = self._widget(fig)
         self._series = {"energy": _Series(max_points), "fmax": _Series(max_points)}
 
@@ -273,19 +276,29 @@ class MDPlot(LivePlot):
     ) -> None:
         super().__init__(max_points)
         fig = _figure(3, ["energy (eV)", "kinetic (eV)", "T (K)"], height)
-        fig.add_scatter(x=[], y=[], name="potential", mode="lines", line=dict(color=_BLUE),
-                        row=1, col=1)
-        fig.add_scatter(x=[], y=[], name="total", mode="lines", line=dict(color=_GREEN),
-                        row=1, col=1)
-        fig.add_scatter(x=[], y=[], name="kinetic", mode="lines", line=dict(color=_ORANGE),
-                        row=2, col=1)
-        fig.add_scatter(x=[], y=[], name="temperature", mode="lines", line=dict(color=_RED),
-                        row=3, col=1)
+        fig.add_scatter(
+            x=[], y=[], name="potential", mode="lines", line=dict(color=_BLUE), row=1, col=1
+        )
+        fig.add_scatter(
+            x=[], y=[], name="total", mode="lines", line=dict(color=_GREEN), row=1, col=1
+        )
+        fig.add_scatter(
+            x=[], y=[], name="kinetic", mode="lines", line=dict(color=_ORANGE), row=2, col=1
+        )
+        fig.add_scatter(
+            x=[], y=[], name="temperature", mode="lines", line=dict(color=_RED), row=3, col=1
+        )
         names = ["potential", "total", "kinetic", "temperature"]
         if thermostat:
-            fig.add_scatter(x=[], y=[], name="target", mode="lines",
-                            line=dict(color=_GREY, dash="dash", width=1, shape="hv"),
-                            row=3, col=1)
+            fig.add_scatter(
+                x=[],
+                y=[],
+                name="target",
+                mode="lines",
+                line=dict(color=_GREY, dash="dash", width=1, shape="hv"),
+                row=3,
+                col=1,
+            )
             names.append("target")
         fig.update_xaxes(title_text="time (ps)", row=3, col=1)
         self.figure = self._widget(fig)
@@ -331,14 +344,32 @@ class NEBPlot(LivePlot):
         self.n_history = int(n_history)
         for k in range(self.n_history):
             opacity = 0.15 + 0.45 * (k + 1) / self.n_history
-            fig.add_scatter(x=[], y=[], name=f"iteration (earlier {k + 1})", mode="lines+markers",
-                            line=dict(color=_GREY, width=1), marker=dict(size=4),
-                            opacity=opacity, showlegend=False, legendgroup="earlier",
-                            row=1, col=1)
-        fig.add_scatter(x=[], y=[], name="latest", mode="lines+markers",
-                        line=dict(color=_BLUE, width=3), marker=dict(size=8), row=1, col=1)
-        fig.add_scatter(x=[], y=[], name="fmax", mode="lines", line=dict(color=_ORANGE),
-                        row=2, col=1)
+            fig.add_scatter(
+                x=[],
+                y=[],
+                name=f"iteration (earlier {k + 1})",
+                mode="lines+markers",
+                line=dict(color=_GREY, width=1),
+                marker=dict(size=4),
+                opacity=opacity,
+                showlegend=False,
+                legendgroup="earlier",
+                row=1,
+                col=1,
+            )
+        fig.add_scatter(
+            x=[],
+            y=[],
+            name="latest",
+            mode="lines+markers",
+            line=dict(color=_BLUE, width=3),
+            marker=dict(size=8),
+            row=1,
+            col=1,
+        )
+        fig.add_scatter(
+            x=[], y=[], name="fmax", mode="lines", line=dict(color=_ORANGE), row=2, col=1
+        )
         fig.update_xaxes(title_text="image", dtick=1, row=1, col=1)
         fig.update_xaxes(title_text="iteration", row=2, col=1)
         fig.update_yaxes(type="log", row=2, col=1)
@@ -437,17 +468,27 @@ class TrainingPlot:
         from IPython.display import display
         from plotly.subplots import make_subplots
 
-        fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "validation MAE"),
-                            specs=[[{}, {"secondary_y": True}]])
+        fig = make_subplots(
+            rows=1,
+            cols=2,
+            subplot_titles=("loss", "validation MAE"),
+            specs=[[{}, {"secondary_y": True}]],
+        )
         fig.add_scatter(name="train loss", x=[], y=[], mode="lines", row=1, col=1)
         fig.add_scatter(name="validation loss", x=[], y=[], mode="lines", row=1, col=1)
         fig.add_scatter(name="force MAE (eV/Å)", x=[], y=[], mode="lines", row=1, col=2)
-        fig.add_scatter(name="energy MAE (meV/atom)", x=[], y=[], mode="lines", row=1, col=2,
-                        secondary_y=True)
+        fig.add_scatter(
+            name="energy MAE (meV/atom)", x=[], y=[], mode="lines", row=1, col=2, secondary_y=True
+        )
         fig.update_yaxes(type="log", row=1, col=1)
         fig.update_xaxes(title_text="epoch")
-        fig.update_layout(height=320, title=title, template="plotly_white",
-                          margin=dict(l=50, r=50, t=50, b=40), uirevision="nnp_lab-train")
+        fig.update_layout(
+            height=320,
+            title=title,
+            template="plotly_white",
+            margin=dict(l=50, r=50, t=50, b=40),
+            uirevision="nnp_lab-train",
+        )
         self.figure = go.FigureWidget(fig)
         self._clock = time.perf_counter
         self._last = -math.inf

@@ -46,9 +46,7 @@ MAX_TRAJECTORY_BYTES = 256 * 1024**2
 
 # Elements drawn with van der Waals radii in "spacefill"; every other element (the metals, whose
 # covalent radius is about half the nearest-neighbour distance) is drawn with its covalent radius.
-_VDW_ELEMENTS = frozenset(
-    "H He B C N O F Ne Si P S Cl Ar Ge As Se Br Kr Sb Te I Xe".split()
-)
+_VDW_ELEMENTS = frozenset("H He B C N O F Ne Si P S Cl Ar Ge As Se Br Kr Sb Te I Xe".split())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,7 +114,9 @@ def _vectors(value: Any, n: int, name: str) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged nested lists and the like
-        raise InputError(f"{name} must be an array of shape ({n}, 3); could not convert it: {exc}") from None
+        raise InputError(
+            f"{name} must be an array of shape ({n}, 3); could not convert it: {exc}"
+        ) from None
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
@@ -290,7 +290,9 @@ class Viewer(anywidget.AnyWidget):
     # Structure (Python -> browser). Binary traits travel as comm buffers, not JSON.
     _numbers = t.Bytes(b"", help="atomic numbers, uint8").tag(sync=True)
     _positions = t.Bytes(b"", help="positions in Å, little-endian float32, (n, 3)").tag(sync=True)
-    _cell = t.List(t.Float(), default_value=[0.0] * 9, help="row-vector cell, 9 floats").tag(sync=True)
+    _cell = t.List(t.Float(), default_value=[0.0] * 9, help="row-vector cell, 9 floats").tag(
+        sync=True
+    )
     _pbc = t.List(t.Bool(), default_value=[False] * 3).tag(sync=True)
     _forces = t.Bytes(b"", help="forces in eV/Å, float32 (n, 3), or empty").tag(sync=True)
     _elements = t.Dict(help="str(Z) -> [r, g, b, r_cov, r_spacefill, symbol]").tag(sync=True)
@@ -449,7 +451,9 @@ class Viewer(anywidget.AnyWidget):
     @atoms.setter
     def atoms(self, atoms: Atoms | None) -> None:
         if atoms is not None and not isinstance(atoms, Atoms):
-            raise TypeError(f"viewer.atoms must be an ase.Atoms or None, got {type(atoms).__name__}")
+            raise TypeError(
+                f"viewer.atoms must be an ase.Atoms or None, got {type(atoms).__name__}"
+            )
         self._throttle.cancel()
         with self._locked_sync():
             self._set_structure(atoms)
@@ -470,7 +474,9 @@ class Viewer(anywidget.AnyWidget):
             return
         numbers = np.asarray(atoms.numbers)
         if numbers.size and (numbers.min() < 0 or numbers.max() > 255):
-            raise InputError(f"atomic numbers must be in 0..255, got {numbers.min()}..{numbers.max()}")
+            raise InputError(
+                f"atomic numbers must be in 0..255, got {numbers.min()}..{numbers.max()}"
+            )
         n = len(atoms)
         positions = _vectors(atoms.positions, n, "atoms.positions")
         source = atoms.copy()  # drops the calculator; keeps tags, constraints, info
@@ -696,7 +702,9 @@ class Viewer(anywidget.AnyWidget):
         if labels is not None:
             labels = [str(x) for x in labels]
             if len(labels) != shape[0]:
-                raise InputError(f"got {len(labels)} labels for {shape[0]} frames; give one per frame")
+                raise InputError(
+                    f"got {len(labels)} labels for {shape[0]} frames; give one per frame"
+                )
         with self._locked_sync():
             self._traj_array = new
             self._traj_positions = new.tobytes()
@@ -706,10 +714,14 @@ class Viewer(anywidget.AnyWidget):
             if labels is not None:
                 self._traj_labels = labels
 
-    def _load_frames(self, frames: list[Atoms], mode: str, labels: Sequence[str], start: int) -> None:
+    def _load_frames(
+        self, frames: list[Atoms], mode: str, labels: Sequence[str], start: int
+    ) -> None:
         labels = [str(x) for x in labels]
         if len(labels) != len(frames):
-            raise InputError(f"got {len(labels)} labels for {len(frames)} frames; give one per frame")
+            raise InputError(
+                f"got {len(labels)} labels for {len(frames)} frames; give one per frame"
+            )
         n = len(frames[0])
         nbytes = len(frames) * n * 12
         if nbytes > MAX_TRAJECTORY_BYTES:
@@ -790,7 +802,11 @@ class Viewer(anywidget.AnyWidget):
         if self._source is None:
             return Atoms()
         atoms = self._source.copy()
-        if self._mode != "live" and self._traj_array is not None and self._traj_cell_array is not None:
+        if (
+            self._mode != "live"
+            and self._traj_array is not None
+            and self._traj_cell_array is not None
+        ):
             k = self.frame_index if frame is None else int(frame)
             if not 0 <= k < len(self._traj_array):
                 raise InputError(f"frame must be in 0..{len(self._traj_array) - 1}, got {k}")
@@ -843,7 +859,9 @@ class Viewer(anywidget.AnyWidget):
             return
         future, target = entry
         if kind == "png_error":
-            future.set_exception(RuntimeError(f"the browser could not export a PNG: {content.get('error')}"))
+            future.set_exception(
+                RuntimeError(f"the browser could not export a PNG: {content.get('error')}")
+            )
             return
         if not buffers:
             future.set_exception(RuntimeError("the browser replied without PNG data"))

@@ -71,9 +71,9 @@ def test_ideal_gas_matches_ase(T, pressure_Pa):
     assert ideal_gas_enthalpy(N2_MODES, T, atoms=n2, potential_energy=-16.5) == pytest.approx(
         ref.get_enthalpy(T, verbose=False), rel=0, abs=1e-12
     )
-    assert ideal_gas_entropy(
-        N2_MODES, T, pressure_Pa, atoms=n2, symmetrynumber=2
-    ) == pytest.approx(ref.get_entropy(T, pressure_Pa, verbose=False), rel=0, abs=1e-15)
+    assert ideal_gas_entropy(N2_MODES, T, pressure_Pa, atoms=n2, symmetrynumber=2) == pytest.approx(
+        ref.get_entropy(T, pressure_Pa, verbose=False), rel=0, abs=1e-15
+    )
 
 
 def test_ideal_gas_geometry_detection_and_periodic_box():

@@ -66,11 +66,22 @@ def write_notebook(path: Path, cells: Sequence[str]) -> Path:
     """Write a minimal nbformat-4 notebook with the given code cells."""
     nb = {
         "cells": [
-            {"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [], "source": src}
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": f"cell{i}",
+                "metadata": {},
+                "outputs": [],
+                "source": src,
+            }
             for i, src in enumerate(cells)
         ],
         "metadata": {
-            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+            "kernelspec": {
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+                "name": "python3",
+            },
             "language_info": {"name": "python"},
         },
         "nbformat": 4,
@@ -149,12 +160,16 @@ class LabServer:
             cmd.append("--allow-root")
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._log = log
-        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         status = f"{self.url}/api/status?token={self.token}"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited early; log:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"JupyterLab exited early; log:\n{self.log_path.read_text()[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(status, timeout=2) as r:
                     if r.status == 200:
@@ -191,19 +206,25 @@ class LabServer:
 
 
 @contextlib.contextmanager
-def chromium_page(console: list[str] | None = None, page_errors: list[str] | None = None) -> Iterator[Any]:
+def chromium_page(
+    console: list[str] | None = None, page_errors: list[str] | None = None
+) -> Iterator[Any]:
     """A Playwright page in headless system Chromium with software WebGL (SwiftShader)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
             page = context.new_page()
             if console is not None:
                 page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
             if page_errors is not None:
-                page.on("pageerror", lambda e: page_errors.append(f"{e}\n{getattr(e, 'stack', '')}"))
+                page.on(
+                    "pageerror", lambda e: page_errors.append(f"{e}\n{getattr(e, 'stack', '')}")
+                )
             yield page
         finally:
             browser.close()
@@ -217,7 +238,9 @@ class NotebookPage:
 
     def open(self, url: str, timeout_ms: float = 120_000) -> None:
         self.page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
-        self.page.locator(".jp-Notebook .jp-Cell").first.wait_for(state="visible", timeout=timeout_ms)
+        self.page.locator(".jp-Notebook .jp-Cell").first.wait_for(
+            state="visible", timeout=timeout_ms
+        )
         # Wait until the kernel is connected: the status bar reads "<kernel> | Idle".
         self.page.wait_for_function(
             """() => Array.from(document.querySelectorAll('.jp-StatusBar-TextItem'))
@@ -266,7 +289,9 @@ class NotebookPage:
             if "Traceback" in out:
                 raise AssertionError(f"cell {i} failed:\n{out}")
             time.sleep(0.2)
-        raise TimeoutError(f"cell {i} did not print {text!r} within {timeout_s} s; output:\n{self.output_text(i)}")
+        raise TimeoutError(
+            f"cell {i} did not print {text!r} within {timeout_s} s; output:\n{self.output_text(i)}"
+        )
 
     def wait_done(self, i: int, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -285,7 +310,6 @@ class NotebookPage:
         return root.get_attribute(f"data-{key}")
 
 
-
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
     """Poll ``predicate`` every 0.1 s; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -295,8 +319,10 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
-def assert_no_console_errors(browser_logs: dict[str, list[str]], ours: str, *,
-                             gl_warnings: bool = False) -> None:
+
+def assert_no_console_errors(
+    browser_logs: dict[str, list[str]], ours: str, *, gl_warnings: bool = False
+) -> None:
     """No console error matching the regex ``ours`` (case-insensitive), no page error, and
     with ``gl_warnings`` no WebGL ``GL_INVALID`` warning, in what the page logged so far."""
     pattern = re.compile(ours, re.I)
@@ -308,7 +334,9 @@ def assert_no_console_errors(browser_logs: dict[str, list[str]], ours: str, *,
         assert not invalid, "\n".join(invalid[:5])
 
 
-def count_foreground(png: bytes, background: tuple[int, int, int] = (255, 255, 255), tol: int = 12) -> tuple[int, int]:
+def count_foreground(
+    png: bytes, background: tuple[int, int, int] = (255, 255, 255), tol: int = 12
+) -> tuple[int, int]:
     """(pixels differing from ``background`` by more than ``tol`` in any channel, total pixels)."""
     from PIL import Image
     import numpy as np

@@ -48,7 +48,6 @@ _TRACE_POINTS = """(el) => {
 }"""
 
 
-
 @pytest.fixture(scope="module")
 def nb(lab: lab_harness.LabServer, page: Any) -> NotebookPage:
     write_notebook(lab.root / NOTEBOOK, CELLS)
@@ -72,8 +71,11 @@ def test_slab_builder_relax_button_live_and_scrub(
     wait_until(lambda: cell.evaluate(_TRACE_POINTS) >= 3, 120, "the first energy points")
     n1 = cell.evaluate(_TRACE_POINTS)
     gate_1.touch()  # the run goes on to its second gate
-    wait_until(lambda: cell.evaluate(_TRACE_POINTS) > n1 + 5, 120,
-               "the energy curve to grow while the run goes on")
+    wait_until(
+        lambda: cell.evaluate(_TRACE_POINTS) > n1 + 5,
+        120,
+        "the energy curve to grow while the run goes on",
+    )
     assert "running" in live.inner_text(), live.inner_text()  # held at the second gate
     root = live.locator(".nnpv-root").first
     png = root.locator("canvas").screenshot(path=str(artifacts / "builder_relax_running.png"))
@@ -85,8 +87,11 @@ def test_slab_builder_relax_button_live_and_scrub(
     slider = root.locator("input.nnpv-slider")
     # The frames reach the front end in their own message, possibly after the status text:
     # wait for the player. Long runs are thinned, so it spans >= 100 frames, not all steps.
-    wait_until(lambda: slider.count() == 1 and slider.get_attribute("max") is not None, 120,
-          "the trajectory player")
+    wait_until(
+        lambda: slider.count() == 1 and slider.get_attribute("max") is not None,
+        120,
+        "the trajectory player",
+    )
     assert int(slider.get_attribute("max")) >= 100
     label = root.locator(".nnpv-label")
     last = label.inner_text()

@@ -27,7 +27,13 @@ from typing import Any
 import pytest
 
 import lab_harness
-from lab_harness import NotebookPage, assert_no_console_errors, count_foreground, wait_until, write_notebook
+from lab_harness import (
+    NotebookPage,
+    assert_no_console_errors,
+    count_foreground,
+    wait_until,
+    write_notebook,
+)
 
 HELPERS = Path(__file__).resolve().parents[1] / "simulate"  # potentials_for_tests.py
 #: Console messages that come from our modules or the libraries the page uses.
@@ -109,14 +115,15 @@ def _frames_drawn(root: Any) -> int:
     return int(root.get_attribute("data-frames-drawn") or 0)
 
 
-
 def _label_step(root: Any) -> int:
     m = re.search(r"step (\d+)", root.locator(".nnpv-label").inner_text())
     return int(m.group(1)) if m else -1
 
 
 def test_live_relax_updates_while_the_cell_runs(
-    nb: NotebookPage, lab: lab_harness.LabServer, artifacts: Path,
+    nb: NotebookPage,
+    lab: lab_harness.LabServer,
+    artifacts: Path,
     browser_logs: dict[str, list[str]],
 ) -> None:
     gate_1, gate_2 = (lab.root / name for name in RELAX_GATES.values())
@@ -140,10 +147,16 @@ def test_live_relax_updates_while_the_cell_runs(
     assert pts[1] >= pts[0] - 1, pts  # energy and fmax traces fill together
 
     gate_1.touch()  # on to the second gate (step ~299 of 400)
-    wait_until(lambda: _energy_points(cell) >= RELAX_GATES_SECOND_STEP, 120,
-               "the energy plot to grow while the cell runs")
-    wait_until(lambda: _frames_drawn(root) > frames1 and _label_step(root) > step1, 120,
-               "the viewer to draw the new steps")
+    wait_until(
+        lambda: _energy_points(cell) >= RELAX_GATES_SECOND_STEP,
+        120,
+        "the energy plot to grow while the cell runs",
+    )
+    wait_until(
+        lambda: _frames_drawn(root) > frames1 and _label_step(root) > step1,
+        120,
+        "the viewer to draw the new steps",
+    )
     n2, frames2 = _energy_points(cell), _frames_drawn(root)
     label = root.locator(".nnpv-label").inner_text()
     status = cell.locator(".nnp-lab-live").inner_text()
@@ -162,16 +175,23 @@ def test_live_relax_updates_while_the_cell_runs(
     wait_until(lambda: _energy_points(cell) == n_steps + 1, 120, "the final point")
     wait_until(lambda: "finished" in cell.locator(".nnp-lab-live").inner_text(), 120, "the status")
     # The frames travel in their own message and may land after the status text.
-    wait_until(lambda: root.locator(".nnpv-slider").get_attribute("max") == str(n_steps), 120,
-               "the trajectory player over all frames")
+    wait_until(
+        lambda: root.locator(".nnpv-slider").get_attribute("max") == str(n_steps),
+        120,
+        "the trajectory player over all frames",
+    )
     cell.locator(".nnp-lab-live").screenshot(path=str(artifacts / "live_relax_done.png"))
-    print(f"\nrelax: view shown {t_shown:.1f} s after Run; points {n1} -> {n2} between the "
-          f"gates; frames drawn {frames1} -> {frames2}; {n_steps} steps; {out.split()[-1]} s")
+    print(
+        f"\nrelax: view shown {t_shown:.1f} s after Run; points {n1} -> {n2} between the "
+        f"gates; frames drawn {frames1} -> {frames2}; {n_steps} steps; {out.split()[-1]} s"
+    )
     assert_no_console_errors(browser_logs, OURS)
 
 
 def test_live_md_pause_resume_and_stop(
-    nb: NotebookPage, artifacts: Path, browser_logs: dict[str, list[str]],
+    nb: NotebookPage,
+    artifacts: Path,
+    browser_logs: dict[str, list[str]],
 ) -> None:
     nb.run_cell(2)
     cell = nb.cell(2)
@@ -185,8 +205,7 @@ def test_live_md_pause_resume_and_stop(
     # Pause: the status says "paused" (not "pausing") once the run rests after the step in
     # flight, naming the last step done; every point up to it arrives, then no more.
     cell.get_by_role("button", name=re.compile("Pause")).click()
-    wait_until(lambda: re.search(r"paused · step \d+", live.inner_text()), 120,
-               "the paused status")
+    wait_until(lambda: re.search(r"paused · step \d+", live.inner_text()), 120, "the paused status")
     held_step = int(re.search(r"paused · step (\d+)", live.inner_text()).group(1))
     held_ps = held_step * MD_TIMESTEP_FS / 1000
 

@@ -29,7 +29,13 @@ from typing import Any
 import pytest
 
 import lab_harness
-from lab_harness import NotebookPage, assert_no_console_errors, count_foreground, wait_until, write_notebook
+from lab_harness import (
+    NotebookPage,
+    assert_no_console_errors,
+    count_foreground,
+    wait_until,
+    write_notebook,
+)
 
 #: Console messages that come from our modules or the libraries the page uses.
 OURS = r"nnp|viewer|webgl|GL_|shader|anywidget"
@@ -132,7 +138,9 @@ def picker(nb: NotebookPage) -> Any:
 
 
 def test_live_view_updates_while_cell_runs(
-    nb: NotebookPage, lab: lab_harness.LabServer, artifacts: Path,
+    nb: NotebookPage,
+    lab: lab_harness.LabServer,
+    artifacts: Path,
     browser_logs: dict[str, list[str]],
 ) -> None:
     nb.run_cell(1)
@@ -148,11 +156,19 @@ def test_live_view_updates_while_cell_runs(
     assert box and box["width"] > 300 and box["height"] > 300
     png = canvas.screenshot(path=str(artifacts / "viewer_live.png"))
     fg, total = count_foreground(png)
-    assert fg > 0.03 * total, f"canvas looks blank while the cell runs: {fg}/{total} non-background pixels"
+    assert fg > 0.03 * total, (
+        f"canvas looks blank while the cell runs: {fg}/{total} non-background pixels"
+    )
 
-    wait_until(lambda: int(_attr(root, "frames-drawn")) >= frames1 + 8
-               and _step(_label(root)) >= step1 + 8 and int(_attr(root, "frame-seq")) >= seq1 + 8,
-               120, "eight more frames drawn while the cell runs")
+    wait_until(
+        lambda: (
+            int(_attr(root, "frames-drawn")) >= frames1 + 8
+            and _step(_label(root)) >= step1 + 8
+            and int(_attr(root, "frame-seq")) >= seq1 + 8
+        ),
+        120,
+        "eight more frames drawn while the cell runs",
+    )
     assert nb.is_running(1)
     assert int(_attr(root, "n-atoms")) == 29
     assert int(_attr(root, "n-bonds")) > 40  # Pt-Pt bonds plus C-O
@@ -169,13 +185,18 @@ def test_live_view_updates_while_cell_runs(
     sent, calls, elapsed = out.split("LOOP DONE")[1].split()[:3]
     sent, calls, elapsed = int(sent), int(calls), float(elapsed)
     # At most one frame per 0.1 s of the cell's own run time (+ leading edge, final frame).
-    assert sent <= 2 + math.ceil(10 * elapsed), f"throttle sent {sent} frames in {elapsed} s at 10 Hz"
+    assert sent <= 2 + math.ceil(10 * elapsed), (
+        f"throttle sent {sent} frames in {elapsed} s at 10 Hz"
+    )
     assert sent < calls - 400, (sent, calls)  # the burst was coalesced
     assert_no_console_errors(browser_logs, OURS, gl_warnings=True)
 
 
 def test_click_picks_atom_and_syncs_selection(
-    nb: NotebookPage, picker: Any, page: Any, artifacts: Path,
+    nb: NotebookPage,
+    picker: Any,
+    page: Any,
+    artifacts: Path,
     browser_logs: dict[str, list[str]],
 ) -> None:
     root = picker
@@ -203,7 +224,10 @@ def test_click_picks_atom_and_syncs_selection(
 
 
 def test_save_png_from_python(
-    nb: NotebookPage, picker: Any, lab: lab_harness.LabServer, artifacts: Path,
+    nb: NotebookPage,
+    picker: Any,
+    lab: lab_harness.LabServer,
+    artifacts: Path,
     browser_logs: dict[str, list[str]],
 ) -> None:
     nb.run_cell(4)
@@ -221,7 +245,10 @@ def test_save_png_from_python(
 
 
 def test_trajectory_player_and_band_overlay(
-    nb: NotebookPage, page: Any, artifacts: Path, browser_logs: dict[str, list[str]],
+    nb: NotebookPage,
+    page: Any,
+    artifacts: Path,
+    browser_logs: dict[str, list[str]],
 ) -> None:
     nb.run_cell(6)
     root = nb.viewer_root(6)
@@ -259,7 +286,9 @@ def test_trajectory_player_and_band_overlay(
 
 
 def test_spacefill_from_python(
-    nb: NotebookPage, artifacts: Path, browser_logs: dict[str, list[str]],
+    nb: NotebookPage,
+    artifacts: Path,
+    browser_logs: dict[str, list[str]],
 ) -> None:
     nb.run_cell(8)
     root = nb.viewer_root(8)
@@ -269,8 +298,11 @@ def test_spacefill_from_python(
     drawn = int(_attr(root, "frames-drawn"))
     nb.run_cell(9)
     nb.wait_output(9, "STYLED", timeout_s=120)
-    wait_until(lambda: _attr(root, "n-bonds") == "0" and int(_attr(root, "frames-drawn")) > drawn,
-               120, "spacefill (no bonds) drawn")
+    wait_until(
+        lambda: _attr(root, "n-bonds") == "0" and int(_attr(root, "frames-drawn")) > drawn,
+        120,
+        "spacefill (no bonds) drawn",
+    )
     png = root.locator("canvas").screenshot(path=str(artifacts / "viewer_spacefill.png"))
     fg, total = count_foreground(png)
     assert fg > 0.05 * total

@@ -31,15 +31,25 @@ def _one_torch_thread():
     yield
     torch.set_num_threads(old)
 
+
 # Small settings keep the file fast; the defaults are exercised by bench/model_speed.py.
 SMALL = {
     "bpnn": (BehlerParrinello, {"cutoff": 5.0, "angular_cutoff": 3.5, "hidden": [16, 16]}),
     "bpnn-g4": (
         BehlerParrinello,
-        {"cutoff": 5.0, "angular_cutoff": 3.5, "angular": "g4", "hidden": [16], "activation": "celu"},
+        {
+            "cutoff": 5.0,
+            "angular_cutoff": 3.5,
+            "angular": "g4",
+            "hidden": [16],
+            "activation": "celu",
+        },
     ),
     "schnet": (SchNet, {"cutoff": 5.0, "n_features": 16, "n_interactions": 2, "n_rbf": 12}),
-    "teanet": (TeaNet, {"layer_cutoffs": [3.0, 4.0, 5.0], "n_scalar": 16, "n_vector": 8, "n_tensor": 4}),
+    "teanet": (
+        TeaNet,
+        {"layer_cutoffs": [3.0, 4.0, 5.0], "n_scalar": 16, "n_vector": 8, "n_tensor": 4},
+    ),
 }
 
 
@@ -153,7 +163,9 @@ def test_save_load_reproduces_predictions_exactly(tmp_path, name, dtype):
     if isinstance(model, BehlerParrinello):
         model.fit_descriptor_scaling([alloy(), ethanol()])
     before = TorchModelPotential(model, dtype=dtype).evaluate([atoms, ethanol()])
-    path = save_model(model, tmp_path / f"{name}-{dtype}.pt", metadata={"name": name, "dtype": dtype})
+    path = save_model(
+        model, tmp_path / f"{name}-{dtype}.pt", metadata={"name": name, "dtype": dtype}
+    )
     pot = load_potential(path)
     after = pot.evaluate([atoms, ethanol()])
     for b, a in zip(before, after):
@@ -265,7 +277,9 @@ def test_teanet_layer_cutoffs_limit_what_each_layer_sees():
             GraphBatch.from_structures([_dimer_and_spectator(d)], 6.5, dtype=torch.float64)
             for d in (3.3, 4.2, 5.5)
         ]
-        energies[label] = [float(g.energy_forces_virial(model, stress=False)[0].detach()) for g in graphs]
+        energies[label] = [
+            float(g.energy_forces_virial(model, stress=False)[0].detach()) for g in graphs
+        ]
     assert max(energies["pfp"]) - min(energies["pfp"]) > 1e-6
     assert max(energies["short"]) - min(energies["short"]) < 1e-12
     # ... and equals the sum of the isolated parts.
@@ -277,7 +291,8 @@ def test_teanet_layer_cutoffs_limit_what_each_layer_sees():
 
 
 @pytest.mark.parametrize(
-    ("cutoffs", "reach"), [([3.0, 3.0, 3.0], 3), ([3.0, 3.0, 6.0], 4), ([6.0, 3.0, 3.0], 4), ([6.0, 6.0], 4)]
+    ("cutoffs", "reach"),
+    [([3.0, 3.0, 3.0], 3), ([3.0, 3.0, 6.0], 4), ([6.0, 3.0, 3.0], 4), ([6.0, 6.0], 4)],
 )
 def test_teanet_receptive_field_follows_the_layer_cutoffs(cutoffs, reach):
     """Chain with 2.5 Å spacing: the energy of atom 0 depends on atoms 0..reach only."""
@@ -297,8 +312,13 @@ def test_teanet_receptive_field_follows_the_layer_cutoffs(cutoffs, reach):
 def test_bpnn_descriptor_count_grows_with_elements(n_elements):
     elements = ["H", "O", "Cu", "Au"][:n_elements]
     model = BehlerParrinello(
-        elements=elements, radial_etas=[1.0, 4.0], radial_shifts=[1.0, 2.0, 3.0],
-        angular_etas=[0.1], angular_zetas=[1.0, 2.0, 4.0], angular_lambdas=[-1.0, 1.0], seed=0,
+        elements=elements,
+        radial_etas=[1.0, 4.0],
+        radial_shifts=[1.0, 2.0, 3.0],
+        angular_etas=[0.1],
+        angular_zetas=[1.0, 2.0, 4.0],
+        angular_lambdas=[-1.0, 1.0],
+        seed=0,
     )
     n_radial, n_angular = 2 * 3, 1 * 3 * 2
     expected = n_elements * n_radial + n_elements * (n_elements + 1) // 2 * n_angular
@@ -324,7 +344,9 @@ def _naive_descriptors(model: BehlerParrinello, atoms: Atoms) -> np.ndarray:
                 continue
             rij = np.linalg.norm(pos[j] - pos[i])
             for k, (eta, rs) in enumerate(zip(model.radial_eta.tolist(), model.radial_rs.tolist())):
-                radial[zs.index(atoms.numbers[j]), k] += np.exp(-eta * (rij - rs) ** 2) * fc(rij, rc)
+                radial[zs.index(atoms.numbers[j]), k] += np.exp(-eta * (rij - rs) ** 2) * fc(
+                    rij, rc
+                )
             for m in range(j + 1, len(atoms)):
                 if m == i:
                     continue
@@ -333,7 +355,11 @@ def _naive_descriptors(model: BehlerParrinello, atoms: Atoms) -> np.ndarray:
                 cos = vij @ vim / (rij * rim)
                 a, b = sorted((zs.index(atoms.numbers[j]), zs.index(atoms.numbers[m])))
                 for k, (lam, zeta, eta) in enumerate(
-                    zip(model.angular_lambda.tolist(), model.angular_zeta.tolist(), model.angular_eta.tolist())
+                    zip(
+                        model.angular_lambda.tolist(),
+                        model.angular_zeta.tolist(),
+                        model.angular_eta.tolist(),
+                    )
                 ):
                     g = 2 ** (1 - zeta) * (1 + lam * cos) ** zeta * fc(rij, rca) * fc(rim, rca)
                     r2 = rij**2 + rim**2
@@ -380,9 +406,7 @@ def test_edge_pairs_enumerates_every_angle_once():
     centres = torch.tensor([2, 0, 2, 1, 2, 0, 2])
     first, second = edge_pairs(centres, 4)
     pairs = sorted(tuple(sorted(p)) for p in zip(first.tolist(), second.tolist()))
-    expected = sorted(
-        (a, b) for a in range(7) for b in range(a + 1, 7) if centres[a] == centres[b]
-    )
+    expected = sorted((a, b) for a in range(7) for b in range(a + 1, 7) if centres[a] == centres[b])
     assert pairs == expected  # 2 has 4 edges -> 6 pairs, 0 has 2 -> 1, 1 and 3 none
 
 

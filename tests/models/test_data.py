@@ -26,8 +26,18 @@ def cu_cell():
 
 def test_sample_kinds_labels_and_reopen(tmp_path, emt):
     path = tmp_path / "cu.db"
-    data = sample(cu_cell(), emt, rattle=(0.05, 0.1), strain=0.03, md_temperatures_K=(300, 900),
-                  md_steps=20, n_per_structure=4, path=path, seed=3, progress=False)
+    data = sample(
+        cu_cell(),
+        emt,
+        rattle=(0.05, 0.1),
+        strain=0.03,
+        md_temperatures_K=(300, 900),
+        md_steps=20,
+        n_per_structure=4,
+        path=path,
+        seed=3,
+        progress=False,
+    )
     assert data.kinds() == {"input": 1, "rattle": 4, "strain": 4, "md": 4}
     assert data.elements == [29]
     assert data.teachers() == ["emt"]
@@ -66,16 +76,21 @@ def test_sample_kinds_labels_and_reopen(tmp_path, emt):
 
 
 def test_sample_is_reproducible_and_appends(tmp_path, emt):
-    a = sample(cu_cell(), emt, rattle=0.05, strain=None, n_per_structure=3, seed=7,
-               progress=False)
-    b = sample(cu_cell(), emt, rattle=0.05, strain=None, n_per_structure=3, seed=7,
-               progress=False)
+    a = sample(cu_cell(), emt, rattle=0.05, strain=None, n_per_structure=3, seed=7, progress=False)
+    b = sample(cu_cell(), emt, rattle=0.05, strain=None, n_per_structure=3, seed=7, progress=False)
     np.testing.assert_array_equal(a[2].positions, b[2].positions)
     path = tmp_path / "grow.db"
-    sample(cu_cell(), emt, rattle=0.05, strain=None, n_per_structure=2, path=path,
-           progress=False)
-    grown = sample(cu_cell(), emt, rattle=0.1, strain=None, n_per_structure=2, path=path,
-                   include_inputs=False, progress=False)
+    sample(cu_cell(), emt, rattle=0.05, strain=None, n_per_structure=2, path=path, progress=False)
+    grown = sample(
+        cu_cell(),
+        emt,
+        rattle=0.1,
+        strain=None,
+        n_per_structure=2,
+        path=path,
+        include_inputs=False,
+        progress=False,
+    )
     assert len(grown) == 5 and len(Dataset(path)) == 5
 
 
@@ -86,8 +101,16 @@ def test_normal_mode_sampling_moves_along_vibrations(emt):
     water.calc = None
     modes, k = compute_normal_modes(water, emt)
     assert modes.shape == (3, 3, 3) and np.all(k > 0)
-    data = sample(water, emt, rattle=None, strain=None, normal_modes=(300, 600),
-                  n_per_structure=6, seed=1, progress=False)
+    data = sample(
+        water,
+        emt,
+        rattle=None,
+        strain=None,
+        normal_modes=(300, 600),
+        n_per_structure=6,
+        seed=1,
+        progress=False,
+    )
     frames = [f for f in data.frames() if f.info["kind"] == "normal_mode"]
     assert len(frames) == 6
     assert sorted({f.info["temperature_K"] for f in frames}) == [300, 600]
@@ -103,8 +126,15 @@ def test_normal_mode_sampling_moves_along_vibrations(emt):
 
 
 def test_split_and_views(tmp_path, emt):
-    data = sample(cu_cell(), emt, rattle=0.05, strain=0.02, n_per_structure=5,
-                  path=tmp_path / "s.db", progress=False)
+    data = sample(
+        cu_cell(),
+        emt,
+        rattle=0.05,
+        strain=0.02,
+        n_per_structure=5,
+        path=tmp_path / "s.db",
+        progress=False,
+    )
     train, val = data.split(0.2, seed=0)
     assert len(train) + len(val) == len(data) and len(val) == 2
     positions = {tuple(f.positions.ravel().round(8)) for f in train.frames()}
@@ -157,8 +187,16 @@ def test_interrupted_sampling_keeps_labelled_batches(tmp_path):
     path = tmp_path / "partial.db"
     teacher = _Interrupting()
     with pytest.raises(KeyboardInterrupt):
-        sample(cu_cell(), teacher, rattle=0.05, strain=None, n_per_structure=11, batch_size=4,
-               path=path, progress=False)
+        sample(
+            cu_cell(),
+            teacher,
+            rattle=0.05,
+            strain=None,
+            n_per_structure=11,
+            batch_size=4,
+            path=path,
+            progress=False,
+        )
     kept = Dataset(path)
     assert len(kept) == 8  # the two batches labelled before the interrupt
     assert all(np.isfinite(f.get_potential_energy()) for f in kept)
@@ -166,9 +204,15 @@ def test_interrupted_sampling_keeps_labelled_batches(tmp_path):
 
 def test_langevin_replicas_reach_their_temperatures(emt):
     cell = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 1)
-    dyn = LangevinReplicas([cell, cell], emt, [300.0, 900.0], timestep_fs=4.0,
-                           friction_per_fs=0.02, rng=np.random.default_rng(0),
-                           initial_temperature_factor=2.0)
+    dyn = LangevinReplicas(
+        [cell, cell],
+        emt,
+        [300.0, 900.0],
+        timestep_fs=4.0,
+        friction_per_fs=0.02,
+        rng=np.random.default_rng(0),
+        initial_temperature_factor=2.0,
+    )
     temps = [[], []]
     for step in range(200):
         dyn.step()

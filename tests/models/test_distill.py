@@ -25,16 +25,37 @@ def _teanet_available() -> bool:
 
 #: The default architecture (TeaNet) when it exists, kept small so the test is quick.
 if _teanet_available():
-    ARCH = {"architecture": "teanet", "layer_cutoffs": [3.0, 4.0], "n_scalar": 16,
-            "n_vector": 4, "n_tensor": 4, "n_rbf": 6}
+    ARCH = {
+        "architecture": "teanet",
+        "layer_cutoffs": [3.0, 4.0],
+        "n_scalar": 16,
+        "n_vector": 4,
+        "n_tensor": 4,
+        "n_rbf": 6,
+    }
 else:
     ARCH = {"architecture": "schnet", "cutoff": 4.0, "n_features": 16, "n_rbf": 12}
 
 SMALL = dict(
-    temperatures_K=(500, 900), test_temperatures_K=(700,), committee_size=2, max_rounds=2,
-    md_steps_per_round=60, check_interval=10, frames_per_round=6, n_initial=10, n_test=6,
-    test_md_steps=60, epochs_initial=25, epochs_per_round=8, final_epochs=25, batch_size=4,
-    timestep_fs=2.0, force_threshold=0.05, progress=False, seed=0, **ARCH,
+    temperatures_K=(500, 900),
+    test_temperatures_K=(700,),
+    committee_size=2,
+    max_rounds=2,
+    md_steps_per_round=60,
+    check_interval=10,
+    frames_per_round=6,
+    n_initial=10,
+    n_test=6,
+    test_md_steps=60,
+    epochs_initial=25,
+    epochs_per_round=8,
+    final_epochs=25,
+    batch_size=4,
+    timestep_fs=2.0,
+    force_threshold=0.05,
+    progress=False,
+    seed=0,
+    **ARCH,
 )
 
 
@@ -54,16 +75,34 @@ def test_distill_report_rounds_and_accuracy(distilled):
     light, path = distilled
     assert isinstance(light, TorchModelPotential)
     report = light.report
-    for key in ("force_mae", "force_rmse", "energy_mae_per_atom", "rounds", "n_frames",
-                "converged", "stop_reason", "timing_s", "teacher", "architecture"):
+    for key in (
+        "force_mae",
+        "force_rmse",
+        "energy_mae_per_atom",
+        "rounds",
+        "n_frames",
+        "converged",
+        "stop_reason",
+        "timing_s",
+        "teacher",
+        "architecture",
+    ):
         assert key in report
     assert report["teacher"] == "emt" and report["architecture"] == ARCH["architecture"]
     assert report["n_test"] == 6
     rounds = report["rounds"]
     assert 1 <= len(rounds) <= 2
     for r in rounds:
-        for key in ("round", "n_frames", "n_new", "max_disagreement", "val_force_mae",
-                    "test_force_mae", "time_s", "md_steps"):
+        for key in (
+            "round",
+            "n_frames",
+            "n_new",
+            "max_disagreement",
+            "val_force_mae",
+            "test_force_mae",
+            "time_s",
+            "md_steps",
+        ):
             assert key in r
         assert r["max_disagreement"] >= 0 and r["md_steps"] > 0
     # the first round found frames to learn from (threshold 0.05 eV/Å on a fresh committee)
@@ -119,8 +158,9 @@ def test_time_budget_is_respected(tmp_path, monkeypatch):
     fake = _FakeTime()
     for module in ("nnp_lab.models._distill_run", "nnp_lab.models._trainer"):
         monkeypatch.setattr(importlib.import_module(module), "time", fake)
-    options = dict(SMALL, n_test=2, test_md_steps=10, max_rounds=50, epochs_initial=1000,
-                   final_epochs=1000)
+    options = dict(
+        SMALL, n_test=2, test_md_steps=10, max_rounds=50, epochs_initial=1000, final_epochs=1000
+    )
     light = distill("emt", cu_cell(), time_budget_s=20, path=tmp_path / "quick.pt", **options)
     report = light.report
     assert report["stop_reason"] == "time budget"

@@ -22,10 +22,14 @@ def _available(module: str, name: str) -> bool:
 
 
 #: Architectures to train in these tests (TeaNet, the distillation default, first).
-ARCHITECTURES = [name for name, module, cls in (
-    ("teanet", "nnp_lab.models.teanet", "TeaNet"),
-    ("schnet", "nnp_lab.models.schnet", "SchNet"),
-) if _available(module, cls)]
+ARCHITECTURES = [
+    name
+    for name, module, cls in (
+        ("teanet", "nnp_lab.models.teanet", "TeaNet"),
+        ("schnet", "nnp_lab.models.schnet", "SchNet"),
+    )
+    if _available(module, cls)
+]
 
 
 def small_model(name, elements, seed=0):
@@ -33,8 +37,15 @@ def small_model(name, elements, seed=0):
     if name == "teanet":
         from nnp_lab.models.teanet import TeaNet
 
-        return TeaNet(elements, layer_cutoffs=[3.0, 4.0], n_scalar=16, n_vector=4, n_tensor=4,
-                      n_rbf=6, seed=seed)
+        return TeaNet(
+            elements,
+            layer_cutoffs=[3.0, 4.0],
+            n_scalar=16,
+            n_vector=4,
+            n_tensor=4,
+            n_rbf=6,
+            seed=seed,
+        )
     from nnp_lab.models.schnet import SchNet
 
     return SchNet(elements, cutoff=4.0, n_features=16, n_interactions=2, n_rbf=12, seed=seed)
@@ -48,15 +59,33 @@ def emt():
 @pytest.fixture(scope="module")
 def cu_data(emt, tmp_path_factory):
     cell = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 1, 1)
-    return sample(cell, emt, rattle=(0.03, 0.08), strain=0.02, md_temperatures_K=(700,),
-                  md_steps=40, n_per_structure=8, seed=0, progress=False,
-                  path=tmp_path_factory.mktemp("train") / "cu.db")
+    return sample(
+        cell,
+        emt,
+        rattle=(0.03, 0.08),
+        strain=0.02,
+        md_temperatures_K=(700,),
+        md_steps=40,
+        n_per_structure=8,
+        seed=0,
+        progress=False,
+        path=tmp_path_factory.mktemp("train") / "cu.db",
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_training_lowers_the_force_error(arch, cu_data):
-    model, report = train(small_model(arch, ["Cu"]), cu_data, epochs=40, batch_size=4,
-                          lr=5e-3, validation_fraction=0.2, seed=0, threads=1, live=False)
+    model, report = train(
+        small_model(arch, ["Cu"]),
+        cu_data,
+        epochs=40,
+        batch_size=4,
+        lr=5e-3,
+        validation_fraction=0.2,
+        seed=0,
+        threads=1,
+        live=False,
+    )
     assert isinstance(report, TrainReport)
     assert report.n_validation == 5 and report.n_train == 20
     assert report.epochs == len(report.history["epoch"]) <= 40
@@ -93,16 +122,17 @@ def test_reference_energies_recover_a_synthetic_offset(emt):
         extra = sum(offsets[int(z)] for z in atoms.numbers)
         b.calc = SinglePointCalculator(b, energy=res["energy"] + extra, forces=res["forces"])
         shifted.append(b)
-    base = fit_reference_energies([a.numbers for a in labelled],
-                                  [a.get_potential_energy() for a in labelled], [29, 79])
-    fitted = fit_reference_energies([a.numbers for a in shifted],
-                                    [a.get_potential_energy() for a in shifted], [29, 79])
+    base = fit_reference_energies(
+        [a.numbers for a in labelled], [a.get_potential_energy() for a in labelled], [29, 79]
+    )
+    fitted = fit_reference_energies(
+        [a.numbers for a in shifted], [a.get_potential_energy() for a in shifted], [29, 79]
+    )
     for z in (29, 79):
         assert fitted[z] - base[z] == pytest.approx(offsets[z], abs=1e-8)
     # train() sets exactly those on the model before the first epoch
     model = small_model(ARCHITECTURES[-1], ["Cu", "Au"])
-    model, report = train(model, shifted, epochs=1, validation_fraction=0.0, threads=1,
-                          live=False)
+    model, report = train(model, shifted, epochs=1, validation_fraction=0.0, threads=1, live=False)
     refs = model.get_reference_energies()
     for z in (29, 79):
         assert refs[z] == pytest.approx(fitted[z], abs=1e-4)
@@ -111,16 +141,31 @@ def test_reference_energies_recover_a_synthetic_offset(emt):
 
 
 def test_early_stopping_triggers(cu_data):
-    model, report = train(small_model(ARCHITECTURES[-1], ["Cu"]), cu_data, epochs=50,
-                          lr=1e-9, patience=3, threads=1, live=False)
+    model, report = train(
+        small_model(ARCHITECTURES[-1], ["Cu"]),
+        cu_data,
+        epochs=50,
+        lr=1e-9,
+        patience=3,
+        threads=1,
+        live=False,
+    )
     assert report.stopped_early and report.stop_reason == "patience"
     assert report.epochs == 3
     assert report.best_epoch == 0  # nothing beat the starting weights
 
 
 def test_plateau_schedule_lowers_the_learning_rate(cu_data):
-    _, report = train(small_model(ARCHITECTURES[-1], ["Cu"]), cu_data, epochs=14, lr=1e-9,
-                      patience=None, schedule="plateau", threads=1, live=False)
+    _, report = train(
+        small_model(ARCHITECTURES[-1], ["Cu"]),
+        cu_data,
+        epochs=14,
+        lr=1e-9,
+        patience=None,
+        schedule="plateau",
+        threads=1,
+        live=False,
+    )
     lrs = report.history["lr"]
     assert lrs[0] == pytest.approx(1e-9) and lrs[-1] < lrs[0]
 
@@ -137,8 +182,9 @@ def test_interrupt_keeps_the_best_weights(cu_data, tmp_path):
 
     path = tmp_path / "best.pt"
     with pytest.warns(UserWarning, match="interrupted"):
-        model, report = train(model, cu_data, epochs=30, lr=5e-3, callback=sabotage,
-                              threads=1, live=False, path=path)
+        model, report = train(
+            model, cu_data, epochs=30, lr=5e-3, callback=sabotage, threads=1, live=False, path=path
+        )
     assert report.interrupted and report.stop_reason == "interrupted"
     assert report.epochs == 6 and 1 <= report.best_epoch <= 6
     best = report.history["val_force_mae"][report.best_epoch - 1]
@@ -158,8 +204,9 @@ def assert_same_forces(pot, model, atoms):
 
     direct = TorchModelPotential(model, dtype=pot.dtype).evaluate([atoms])[0]
     atol = rounding_tolerances(atoms, direct, pot.dtype, cutoff=pot.cutoff)["forces"]
-    np.testing.assert_allclose(pot.evaluate([atoms])[0]["forces"], direct["forces"], rtol=0,
-                               atol=atol)
+    np.testing.assert_allclose(
+        pot.evaluate([atoms])[0]["forces"], direct["forces"], rtol=0, atol=atol
+    )
 
 
 def test_bad_input_is_explained(cu_data, tmp_path):
@@ -181,11 +228,23 @@ def test_bad_input_is_explained(cu_data, tmp_path):
 def test_saving_again_to_a_path_is_seen_by_load_potential(cu_data, tmp_path):
     path = tmp_path / "model.pt"
     atoms = cu_data[2]
-    first, _ = train(small_model(ARCHITECTURES[-1], ["Cu"], seed=1), cu_data, epochs=1,
-                     threads=1, live=False, path=path)
+    first, _ = train(
+        small_model(ARCHITECTURES[-1], ["Cu"], seed=1),
+        cu_data,
+        epochs=1,
+        threads=1,
+        live=False,
+        path=path,
+    )
     before = load_potential(path).evaluate([atoms])[0]["forces"]
-    second, _ = train(small_model(ARCHITECTURES[-1], ["Cu"], seed=2), cu_data, epochs=1,
-                      threads=1, live=False, path=path)
+    second, _ = train(
+        small_model(ARCHITECTURES[-1], ["Cu"], seed=2),
+        cu_data,
+        epochs=1,
+        threads=1,
+        live=False,
+        path=path,
+    )
     reloaded = load_potential(path)
     assert not np.allclose(before, reloaded.evaluate([atoms])[0]["forces"])
     assert_same_forces(reloaded, second, atoms)
@@ -199,16 +258,33 @@ def test_a_fresh_behler_parrinello_model_gets_its_descriptors_standardised(cu_da
     frames = train_part.frames()
     raw = model.descriptors(frames)
     assert float(raw.mean(dim=0).abs().max()) > 0.1  # unscaled inputs are far from centred
-    train(model, cu_data, epochs=1, batch_size=4, validation_fraction=0.2, seed=0,
-          threads=1, live=False, dtype="float64")
+    train(
+        model,
+        cu_data,
+        epochs=1,
+        batch_size=4,
+        validation_fraction=0.2,
+        seed=0,
+        threads=1,
+        live=False,
+        dtype="float64",
+    )
     scaled = model.descriptors(frames, standardised=True)
     varying = raw.std(dim=0) > 1e-3
     np.testing.assert_allclose(scaled.mean(dim=0).numpy(), 0, atol=1e-8)
     np.testing.assert_allclose(scaled.std(dim=0, unbiased=False)[varying].numpy(), 1, rtol=1e-6)
     # fine-tuning (reference energies already set) keeps the standardisation
     mean = model.descriptor_mean.clone()
-    train(model, cu_data.split(0.5, seed=3)[0], epochs=1, batch_size=4, seed=0, threads=1,
-          live=False, dtype="float64")
+    train(
+        model,
+        cu_data.split(0.5, seed=3)[0],
+        epochs=1,
+        batch_size=4,
+        seed=0,
+        threads=1,
+        live=False,
+        dtype="float64",
+    )
     assert torch.equal(model.descriptor_mean, mean)
 
 
@@ -229,8 +305,15 @@ def test_training_threads_follow_nnp_lab_policy(cu_data, threads, expected, defa
     torch.set_num_threads(3)
     seen = []
     try:
-        train(small_model(ARCHITECTURES[0], ["Cu"]), cu_data, epochs=1, batch_size=4,
-              threads=threads, live=False, callback=lambda _: seen.append(torch.get_num_threads()))
+        train(
+            small_model(ARCHITECTURES[0], ["Cu"]),
+            cu_data,
+            epochs=1,
+            batch_size=4,
+            threads=threads,
+            live=False,
+            callback=lambda _: seen.append(torch.get_num_threads()),
+        )
         assert seen == [expected]  # 4 frames x 8 atoms per batch: "auto" runs serially
         assert torch.get_num_threads() == 3
     finally:

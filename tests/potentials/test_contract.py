@@ -147,8 +147,14 @@ class WeakField(EMTWithReference):
             if "stress" in r:  # dE/dε_ab = g Σ_i r_ib, symmetrised; Voigt xx yy zz yz xz xy
                 col = g * atoms.positions.sum(axis=0) / atoms.get_volume()
                 r["stress"] = r["stress"] + np.array(
-                    [col[0], col[1], col[2], (col[1] + col[2]) / 2, (col[0] + col[2]) / 2,
-                     (col[0] + col[1]) / 2]
+                    [
+                        col[0],
+                        col[1],
+                        col[2],
+                        (col[1] + col[2]) / 2,
+                        (col[0] + col[2]) / 2,
+                        (col[0] + col[1]) / 2,
+                    ]
                 )
 
 
@@ -189,8 +195,7 @@ def test_batch_equals_singles_for_default_model():
         assert abs(single["energy"] - res["energy"]) <= tol["energy"]
         np.testing.assert_allclose(single["forces"], res["forces"], rtol=0, atol=tol["forces"])
         if "stress" in single:
-            np.testing.assert_allclose(single["stress"], res["stress"], rtol=0,
-                                       atol=tol["stress"])
+            np.testing.assert_allclose(single["stress"], res["stress"], rtol=0, atol=tol["stress"])
     assert "stress" not in batch[2] and batch[0]["stress"].shape == (6,)
 
 

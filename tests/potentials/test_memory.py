@@ -74,7 +74,11 @@ def test_pair_estimate_sees_vacuum_and_caps_molecules():
     from nnp_lab import build
 
     slab = build.surface(
-        build.bulk("Pt", "fcc", a=3.92), (1, 1, 1), layers=4, vacuum=10, fixed_layers=2,
+        build.bulk("Pt", "fcc", a=3.92),
+        (1, 1, 1),
+        layers=4,
+        vacuum=10,
+        fixed_layers=2,
         size=(3, 3),
     )
     # half of the cell is vacuum: a global density would halve the count
@@ -241,9 +245,7 @@ def test_missing_and_garbage_sources_are_ignored(tmp_path):
     (paths["proc_self"] / "statm").write_text("\n")
     assert memory_limits("cpu", rlimit_as=2 * GB, **paths) == []
     assert available_memory_bytes("cpu", rlimit_as=2 * GB, **paths) is None
-    nowhere = dict(
-        cgroup_root=tmp_path / "no", proc_self=tmp_path / "no", meminfo=tmp_path / "no"
-    )
+    nowhere = dict(cgroup_root=tmp_path / "no", proc_self=tmp_path / "no", meminfo=tmp_path / "no")
     assert available_memory("cpu", rlimit_as=NO_RLIMIT, **nowhere) is None
 
 
@@ -292,8 +294,13 @@ def test_too_large_a_structure_raises_before_any_work(small_limit):
     text = str(err)
     assert f"{err.estimate.bytes / GB:.1f} GB" in text and "8,000 atoms" in text
     assert "2.0 GB" in text and "RLIMIT_AS" in text
-    for fix in ("smaller cell", "fewer structures", "GPU", "nnp_lab.models.distill",
-                memory.ENV_VAR):
+    for fix in (
+        "smaller cell",
+        "fewer structures",
+        "GPU",
+        "nnp_lab.models.distill",
+        memory.ENV_VAR,
+    ):
         assert fix in text
 
 
@@ -407,7 +414,10 @@ def test_sevennet_refuses_32768_atoms_under_rlimit_as_and_keeps_working():
     env["NNP_LAB_THREADS"] = "1"
     proc = subprocess.run(
         [sys.executable, "-c", _LIMITED.format(limit=limit)],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "can't allocate memory" not in proc.stderr

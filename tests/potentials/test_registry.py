@@ -22,7 +22,12 @@ def test_all_required_models_registered_and_offline():
     table = list_potentials()
     assert set(REQUIRED) <= set(table["name"])
     assert list(table.columns[:6]) == [
-        "name", "elements", "level_of_theory", "licence", "size_MB", "offline"
+        "name",
+        "elements",
+        "level_of_theory",
+        "licence",
+        "size_MB",
+        "offline",
     ]
     rows = table.set_index("name")
     for name in REQUIRED:

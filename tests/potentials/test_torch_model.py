@@ -57,8 +57,14 @@ def test_non_model_file_rejected(tmp_path):
 def test_foreign_architecture_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save(
-        {"format": "nnp_lab.model", "format_version": 1, "architecture": "os:system",
-         "config": {}, "state_dict": {}, "metadata": {}},
+        {
+            "format": "nnp_lab.model",
+            "format_version": 1,
+            "architecture": "os:system",
+            "config": {},
+            "state_dict": {},
+            "metadata": {},
+        },
         path,
     )
     with pytest.raises(InputError, match="not part of nnp_lab"):

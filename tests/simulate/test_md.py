@@ -40,8 +40,16 @@ def second_half_mean(values) -> float:
 # -- energy conservation ---------------------------------------------------------------
 def test_nve_conserves_energy_over_1000_steps(emt):
     atoms = cu32()
-    result = md(atoms, emt, ensemble="nve", temperature_K=300, timestep_fs=2.0,
-                steps=1000, interval=10, seed=0)
+    result = md(
+        atoms,
+        emt,
+        ensemble="nve",
+        temperature_K=300,
+        timestep_fs=2.0,
+        steps=1000,
+        interval=10,
+        seed=0,
+    )
     n = len(atoms)
     etot = result.total_energy / n
     assert result.n_steps == 1000 and len(result.frames) == 101
@@ -59,8 +67,16 @@ def test_nve_conserves_energy_over_1000_steps(emt):
 @pytest.mark.slow
 def test_nve_with_the_default_universal_model():
     si = bulk("Si", "diamond", a=5.43, cubic=True)  # 8 atoms
-    result = md(si, load_potential("sevennet-0"), ensemble="nve", temperature_K=300,
-                timestep_fs=1.0, steps=20, interval=1, seed=0)
+    result = md(
+        si,
+        load_potential("sevennet-0"),
+        ensemble="nve",
+        temperature_K=300,
+        timestep_fs=1.0,
+        steps=20,
+        interval=1,
+        seed=0,
+    )
     etot = result.total_energy / len(si)
     assert len(etot) == 21
     assert abs(etot[-1] - etot[0]) < 5e-3
@@ -71,8 +87,17 @@ def test_nve_with_the_default_universal_model():
 # -- thermostats -----------------------------------------------------------------------
 @pytest.mark.parametrize("thermostat", ["langevin", "bussi", "nose-hoover"])
 def test_thermostat_reaches_target_temperature(emt, thermostat):
-    run = MolecularDynamics(cu108(), emt, ensemble="nvt", thermostat=thermostat,
-                            temperature_K=300, timestep_fs=5.0, steps=150, interval=5, seed=1)
+    run = MolecularDynamics(
+        cu108(),
+        emt,
+        ensemble="nvt",
+        thermostat=thermostat,
+        temperature_K=300,
+        timestep_fs=5.0,
+        steps=150,
+        interval=5,
+        seed=1,
+    )
     result = run.run()
     mean = second_half_mean(result.temperature_K)
     assert 255 < mean < 345, mean  # ±15 % over the second half (375 fs)
@@ -83,8 +108,16 @@ def test_thermostat_reaches_target_temperature(emt, thermostat):
 
 @pytest.mark.parametrize("thermostat", ["langevin", "bussi", "nose-hoover", "berendsen"])
 def test_set_temperature_mid_run_moves_the_average(emt, thermostat):
-    run = MolecularDynamics(cu32(), emt, thermostat=thermostat, temperature_K=300,
-                            timestep_fs=5.0, steps=160, interval=2, seed=3)
+    run = MolecularDynamics(
+        cu32(),
+        emt,
+        thermostat=thermostat,
+        temperature_K=300,
+        timestep_fs=5.0,
+        steps=160,
+        interval=2,
+        seed=3,
+    )
 
     def heat(event):
         if event.step == 60:
@@ -113,8 +146,18 @@ def test_set_temperature_rejected_for_nve(emt):
 
 def test_npt_changes_the_cell_towards_equilibrium(emt):
     compressed = bulk("Cu", "fcc", a=3.5, cubic=True).repeat(2)  # EMT's a is ~3.59 Å
-    result = md(compressed, emt, ensemble="npt", pressure_bar=1.0, temperature_K=300,
-                timestep_fs=2.0, steps=150, interval=5, seed=0, taup_fs=100.0)
+    result = md(
+        compressed,
+        emt,
+        ensemble="npt",
+        pressure_bar=1.0,
+        temperature_K=300,
+        timestep_fs=2.0,
+        steps=150,
+        interval=5,
+        seed=0,
+        taup_fs=100.0,
+    )
     v_atom = result.volume / len(compressed)
     assert v_atom[0] == pytest.approx(3.5**3 / 4)
     assert 11.2 < second_half_mean(v_atom) < 12.2  # EMT: 11.57 Å³/atom at 0 K
@@ -129,9 +172,19 @@ def test_npt_changes_the_cell_towards_equilibrium(emt):
 
 
 def test_anisotropic_npt_runs_and_heats(emt):
-    run = MolecularDynamics(cu32(), emt, ensemble="npt", barostat="anisotropic",
-                            pressure_bar=1.0e4, temperature_K=300, timestep_fs=2.0,
-                            steps=20, interval=10, seed=0, taup_fs=100.0)
+    run = MolecularDynamics(
+        cu32(),
+        emt,
+        ensemble="npt",
+        barostat="anisotropic",
+        pressure_bar=1.0e4,
+        temperature_K=300,
+        timestep_fs=2.0,
+        steps=20,
+        interval=10,
+        seed=0,
+        taup_fs=100.0,
+    )
     run.subscribe(lambda e: run.set_temperature(600) if e.step == 10 else None)
     result = run.run()
     assert result.provenance["parameters"]["integrator"] == "MTKNPT"
@@ -140,8 +193,18 @@ def test_anisotropic_npt_runs_and_heats(emt):
 
 
 def test_isotropic_npt_retargets_thermostat_and_barostat(emt):
-    run = MolecularDynamics(cu32(), emt, ensemble="npt", pressure_bar=1.0, temperature_K=300,
-                            timestep_fs=2.0, steps=12, interval=4, seed=0, taup_fs=100.0)
+    run = MolecularDynamics(
+        cu32(),
+        emt,
+        ensemble="npt",
+        pressure_bar=1.0,
+        temperature_K=300,
+        timestep_fs=2.0,
+        steps=12,
+        interval=4,
+        seed=0,
+        taup_fs=100.0,
+    )
     w_before = float(np.sum(run._dyn._barostat._W))
     run.subscribe(lambda e: run.set_temperature(450) if e.step == 4 else None)
     result = run.run()
@@ -165,8 +228,16 @@ def test_missing_ase_internals_are_explained():
 @pytest.mark.parametrize("thermostat", ["langevin", "bussi"])
 def test_same_seed_same_trajectory(emt, thermostat):
     def positions(seed):
-        result = md(cu32(), emt, thermostat=thermostat, temperature_K=500,
-                    timestep_fs=2.0, steps=30, interval=10, seed=seed)
+        result = md(
+            cu32(),
+            emt,
+            thermostat=thermostat,
+            temperature_K=500,
+            timestep_fs=2.0,
+            steps=30,
+            interval=10,
+            seed=seed,
+        )
         return np.array([f.positions for f in result.frames])
 
     first, again, other = positions(7), positions(7), positions(8)
@@ -186,8 +257,16 @@ def test_events_and_frames(emt, tmp_path):
     path = tmp_path / "md.traj"
     atoms = cu32()
     before = atoms.copy()
-    run = MolecularDynamics(atoms, emt, temperature_K=300, timestep_fs=2.0, steps=25,
-                            interval=10, trajectory=path, seed=0)
+    run = MolecularDynamics(
+        atoms,
+        emt,
+        temperature_K=300,
+        timestep_fs=2.0,
+        steps=25,
+        interval=10,
+        trajectory=path,
+        seed=0,
+    )
     seen = []
     run.subscribe(seen.append)
     events = list(run.irun())
@@ -265,8 +344,7 @@ def test_given_velocities_are_kept(emt):
 def test_fixed_atoms_do_not_move_in_md(emt):
     cluster = Icosahedron("Cu", 2)
     cluster.set_constraint(FixAtoms(indices=[0]))
-    result = md(cluster, emt, temperature_K=300, timestep_fs=2.0, steps=20, interval=5,
-                seed=0)
+    result = md(cluster, emt, temperature_K=300, timestep_fs=2.0, steps=20, interval=5, seed=0)
     start = cluster.positions[0]
     assert all(np.allclose(f.positions[0], start) for f in result.frames)
     assert not np.allclose(result.atoms.positions[1:], cluster.positions[1:])
@@ -338,16 +416,21 @@ def test_every_integrator_is_the_expected_ase_class(emt):
         ("npt", None): "IsotropicMTKNPT",
     }
     for (ensemble, thermostat), name in expected.items():
-        run = MolecularDynamics(cu32(), emt, ensemble=ensemble, thermostat=thermostat,
-                                pressure_bar=1.0 if ensemble == "npt" else None, steps=1)
+        run = MolecularDynamics(
+            cu32(),
+            emt,
+            ensemble=ensemble,
+            thermostat=thermostat,
+            pressure_bar=1.0 if ensemble == "npt" else None,
+            steps=1,
+        )
         assert type(run._dyn).__name__ == name
 
 
 # -- blow-ups --------------------------------------------------------------------------
 def test_nan_potential_raises_and_keeps_the_good_frames(tmp_path):
     path = tmp_path / "blowup.traj"
-    run = MolecularDynamics(cu32(), NaNAfter(13), steps=50, interval=5, trajectory=path,
-                            seed=0)
+    run = MolecularDynamics(cu32(), NaNAfter(13), steps=50, interval=5, trajectory=path, seed=0)
     with pytest.raises(SimulationError) as info:
         run.run()
     message = str(info.value)
@@ -362,11 +445,9 @@ def test_nan_potential_raises_and_keeps_the_good_frames(tmp_path):
 
 def test_huge_forces_raise(emt):
     with pytest.raises(SimulationError, match=r"step \d+ .*max_force=0\.5"):
-        md(cu32(), emt, temperature_K=300, timestep_fs=2.0, steps=50, seed=0,
-           max_force=0.5)
+        md(cu32(), emt, temperature_K=300, timestep_fs=2.0, steps=50, seed=0, max_force=0.5)
 
 
 def test_runaway_temperature_raises(emt):
     with pytest.raises(SimulationError, match="step 0 .*temperature reached .*No trajectory"):
-        md(cu32(), emt, ensemble="nve", temperature_K=1000, steps=10, seed=0,
-           max_temperature_K=500)
+        md(cu32(), emt, ensemble="nve", temperature_K=1000, steps=10, seed=0, max_temperature_K=500)

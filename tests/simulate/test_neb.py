@@ -97,11 +97,19 @@ def test_barrier_matches_ase_neb(endpoints, optimizer, interpolation, climb_afte
     ref_barrier = ref_energies.max() - ref_energies[0]
 
     result = neb(
-        initial, final, "emt", n_images=N_IMAGES, fmax=0.05, interpolation=interpolation,
-        optimizer=optimizer.__name__, climb_after_fmax=climb_after,
+        initial,
+        final,
+        "emt",
+        n_images=N_IMAGES,
+        fmax=0.05,
+        interpolation=interpolation,
+        optimizer=optimizer.__name__,
+        climb_after_fmax=climb_after,
     )
-    print(f"barrier: nnp_lab {result.forward_barrier:.6f} eV, ASE {ref_barrier:.6f} eV; "
-          f"iterations {result.n_steps} vs {ref_steps}")
+    print(
+        f"barrier: nnp_lab {result.forward_barrier:.6f} eV, ASE {ref_barrier:.6f} eV; "
+        f"iterations {result.n_steps} vs {ref_steps}"
+    )
     assert isinstance(result, NEBResult)
     assert result.converged and not result.stopped
     assert abs(result.forward_barrier - ref_barrier) < 1e-3

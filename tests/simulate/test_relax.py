@@ -190,9 +190,7 @@ def test_stop_from_a_subscriber_keeps_exactly_the_frames_produced(emt, tmp_path)
     assert [e.step for e in produced] == [0, 1, 2, 3]
     frames = read(path, ":")
     assert len(frames) == len(produced) == len(result.frames) == 4
-    assert [f.get_potential_energy() for f in frames] == pytest.approx(
-        [e.energy for e in produced]
-    )
+    assert [f.get_potential_energy() for f in frames] == pytest.approx([e.energy for e in produced])
     assert np.allclose(frames[-1].positions, result.atoms.positions)
     assert result.trajectory == path
 

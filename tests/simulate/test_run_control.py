@@ -9,7 +9,9 @@ from nnp_lab.simulate import MolecularDynamics
 
 
 def test_pause_holds_the_run_and_resume_continues():
-    run = MolecularDynamics(bulk("Cu", cubic=True) * (2, 2, 2), "emt", steps=400, interval=1, seed=0)
+    run = MolecularDynamics(
+        bulk("Cu", cubic=True) * (2, 2, 2), "emt", steps=400, interval=1, seed=0
+    )
     steps = []
     run.subscribe(lambda e: steps.append(e.step))
     run.pause()
@@ -27,7 +29,9 @@ def test_pause_holds_the_run_and_resume_continues():
 
 
 def test_stop_wakes_a_paused_run():
-    run = MolecularDynamics(bulk("Cu", cubic=True) * (2, 2, 2), "emt", steps=10_000, interval=1, seed=0)
+    run = MolecularDynamics(
+        bulk("Cu", cubic=True) * (2, 2, 2), "emt", steps=10_000, interval=1, seed=0
+    )
     run.subscribe(lambda e: e.step == 5 and run.pause())
     worker = threading.Thread(target=run.run)
     worker.start()

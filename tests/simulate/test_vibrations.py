@@ -89,8 +89,10 @@ def test_cluster_matches_ase_vibrations(cluster, tmp_path, nfree):
     ours = vibrations(cluster, "emt", nfree=nfree)
     ref = _ase_vibrations(cluster, tmp_path, nfree=nfree)
     ref_freqs = _signed(ref.get_frequencies())
-    print(f"nfree={nfree}: max |ours - ASE| = {np.abs(ours.frequencies_cm1 - ref_freqs).max():.2e} "
-          f"cm-1; highest {ours.frequencies_cm1[-1]:.2f} vs {ref_freqs[-1]:.2f} cm-1")
+    print(
+        f"nfree={nfree}: max |ours - ASE| = {np.abs(ours.frequencies_cm1 - ref_freqs).max():.2e} "
+        f"cm-1; highest {ours.frequencies_cm1[-1]:.2f} vs {ref_freqs[-1]:.2f} cm-1"
+    )
     assert isinstance(ours, VibrationsResult)
     np.testing.assert_allclose(ours.frequencies_cm1, ref_freqs, atol=0.01)
     assert ours.zero_point_energy == pytest.approx(ref.get_zero_point_energy(), abs=1e-6)
@@ -131,8 +133,13 @@ def test_saddle_point_has_one_imaginary_mode(hop, tmp_path):
     minimum, saddle = hop
     at_saddle = vibrations(saddle, "emt", indices=[ADATOM])
     at_minimum = vibrations(minimum, "emt", indices=[ADATOM])
-    print("Au adatom at the saddle:", np.round(at_saddle.frequencies_cm1, 1),
-          "at the hollow site:", np.round(at_minimum.frequencies_cm1, 1), "cm-1")
+    print(
+        "Au adatom at the saddle:",
+        np.round(at_saddle.frequencies_cm1, 1),
+        "at the hollow site:",
+        np.round(at_minimum.frequencies_cm1, 1),
+        "cm-1",
+    )
     # A heavy atom over a gentle barrier: a cosine profile with E_b = 0.37 eV and period
     # 2.86 Å has curvature 0.9 eV/Å² at the top, i.e. about 35i cm-1 for Au; EMT is float64,
     # so numerical noise is ~1e-3 cm-1 and 20 cm-1 separates the two clearly.
@@ -208,9 +215,11 @@ def test_sevennet_water_frequencies():
     result = vibrations(water, pot)
     freqs = result.frequencies_cm1
     bend, sym, asym = freqs[-3:]
-    print(f"SevenNet-0 H2O: bend {bend:.0f}, symmetric stretch {sym:.0f}, asymmetric stretch "
-          f"{asym:.0f} cm-1 (experiment 1595, 3657, 3756); near-zero modes "
-          f"{np.round(freqs[:6], 1).tolist()}; ZPE {result.zero_point_energy:.3f} eV")
+    print(
+        f"SevenNet-0 H2O: bend {bend:.0f}, symmetric stretch {sym:.0f}, asymmetric stretch "
+        f"{asym:.0f} cm-1 (experiment 1595, 3657, 3756); near-zero modes "
+        f"{np.round(freqs[:6], 1).tolist()}; ZPE {result.zero_point_energy:.3f} eV"
+    )
     assert freqs.shape == (9,)
     assert result.n_imaginary(threshold_cm1=200) == 0  # float32 noise only
     assert np.all(np.abs(freqs[:6]) < 200)

@@ -15,5 +15,6 @@ def assert_float32_close(actual, expected, *, ulps: float = 2.0) -> None:
     """
     expected = np.asarray(expected, dtype=np.float64)
     scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
-    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), expected, rtol=0,
-                               atol=ulps * EPS32 * scale)
+    np.testing.assert_allclose(
+        np.asarray(actual, dtype=np.float64), expected, rtol=0, atol=ulps * EPS32 * scale
+    )

@@ -43,7 +43,9 @@ def count_builds(panel, monkeypatch) -> list[int]:
 
 def small_pt111(**extra) -> SlabBuilder:
     sb = SlabBuilder(potential="emt")
-    sb.set(element="Pt", miller=(1, 1, 1), layers=3, size=(2, 2), fixed_layers=1, vacuum=6.0, **extra)
+    sb.set(
+        element="Pt", miller=(1, 1, 1), layers=3, size=(2, 2), fixed_layers=1, vacuum=6.0, **extra
+    )
     return sb
 
 
@@ -115,7 +117,9 @@ def test_slab_counts_fixed_layers_and_sites() -> None:
 def test_slab_set_rebuilds_once(monkeypatch) -> None:
     sb = SlabBuilder()
     calls = count_builds(sb, monkeypatch)
-    atoms = sb.set(element="Cu", miller=(1, 0, 0), layers=3, size=(2, 2), vacuum=8.0, fixed_layers=1)
+    atoms = sb.set(
+        element="Cu", miller=(1, 0, 0), layers=3, size=(2, 2), vacuum=8.0, fixed_layers=1
+    )
     assert len(calls) == 1
     assert atoms.get_chemical_formula() == "Cu12"
     assert [s.kind for s in sb.sites] == ["top", "bridge", "hollow"]
@@ -198,7 +202,10 @@ def test_slab_errors_inline(values, expected) -> None:
     assert "#c62828" in sb.error.value
     assert sb.relax_button.disabled
     # fixing the input clears the error
-    assert sb.set(element="Pt", miller=(1, 1, 1), fixed_layers=1, adsorbate="", binding_atom="0") is not None
+    assert (
+        sb.set(element="Pt", miller=(1, 1, 1), fixed_layers=1, adsorbate="", binding_atom="0")
+        is not None
+    )
     assert sb.error_message == ""
 
 
@@ -226,7 +233,9 @@ def test_nanoparticle_composition_and_counts() -> None:
     assert same.get_chemical_symbols() == symbols  # the seed makes it reproducible
     other = nb.set(seed=2)
     assert other.get_chemical_symbols() != symbols
-    assert nb.set(composition={"Ni": 1}, shape="octahedron", size=3).get_chemical_formula() == "Ni19"
+    assert (
+        nb.set(composition={"Ni": 1}, shape="octahedron", size=3).get_chemical_formula() == "Ni19"
+    )
     assert nb.set(composition="Pt", shape="cuboctahedron", size=2).get_chemical_formula() == "Pt13"
 
 
@@ -288,7 +297,8 @@ def test_relax_button_on_slab_keeps_fixed_atoms() -> None:
 
 def test_md_button_runs() -> None:
     nb = NanoparticleBuilder(
-        "Cu:0.5,Au:0.5", potential="emt",
+        "Cu:0.5,Au:0.5",
+        potential="emt",
         md_options={"steps": 20, "interval": 5, "temperature_K": 500, "seed": 3},
     )
     nb.set(shape="cuboctahedron", size=2)

@@ -39,7 +39,9 @@ def load_calls(monkeypatch) -> list[tuple[str, str | None]]:
 
 @pytest.fixture
 def lab(load_calls) -> Lab:
-    return Lab(potential="emt", relax_options={"steps": 40}, md_options={"steps": 10, "interval": 5})
+    return Lab(
+        potential="emt", relax_options={"steps": 40}, md_options={"steps": 10, "interval": 5}
+    )
 
 
 def test_model_picker_lists_registered_models_with_level_of_theory(lab: Lab) -> None:
@@ -85,7 +87,12 @@ def test_given_potential_is_offered_and_used() -> None:
 def test_settings_map_to_run_options(lab: Lab) -> None:
     s = lab.settings
     s.fmax.value, s.relax_steps.value, s.optimizer.value, s.cell.value = 0.02, 77, "BFGS", True
-    assert lab.launcher.options("relax") == {"fmax": 0.02, "steps": 77, "optimizer": "BFGS", "cell": True}
+    assert lab.launcher.options("relax") == {
+        "fmax": 0.02,
+        "steps": 77,
+        "optimizer": "BFGS",
+        "cell": True,
+    }
     s.ensemble.value = "nve"
     md = lab.launcher.options("md")
     assert md["ensemble"] == "nve" and "thermostat" not in md and "pressure_bar" not in md
@@ -93,11 +100,20 @@ def test_settings_map_to_run_options(lab: Lab) -> None:
     s.ensemble.value, s.thermostat.value, s.pressure.value = "npt", "nose-hoover", 5.0
     md = lab.launcher.options("md")
     assert md["thermostat"] == "nose-hoover" and md["pressure_bar"] == 5.0
-    s.ensemble.value, s.thermostat.value, s.temperature.value, s.timestep.value = "nvt", "bussi", 450.0, 2.0
+    s.ensemble.value, s.thermostat.value, s.temperature.value, s.timestep.value = (
+        "nvt",
+        "bussi",
+        450.0,
+        2.0,
+    )
     md = lab.launcher.options("md")
     assert md == {
-        "ensemble": "nvt", "thermostat": "bussi", "temperature_K": 450.0, "timestep_fs": 2.0,
-        "steps": 10, "interval": 5,
+        "ensemble": "nvt",
+        "thermostat": "bussi",
+        "temperature_K": 450.0,
+        "timestep_fs": 2.0,
+        "steps": 10,
+        "interval": 5,
     }
 
 
@@ -148,7 +164,9 @@ def test_save_built_structure_and_download_link(lab: Lab, tmp_path, monkeypatch)
 
 def test_save_run_result_final_and_frames(lab: Lab, tmp_path) -> None:
     lab.tabs.selected_index = 2
-    lab.builders["nanoparticle"].set(composition="Cu:0.5,Au:0.5", shape="icosahedron", size=2, seed=0)
+    lab.builders["nanoparticle"].set(
+        composition="Cu:0.5,Au:0.5", shape="icosahedron", size=2, seed=0
+    )
     live = lab.builders["nanoparticle"].md()
     result = live.wait(timeout=RUN_TIMEOUT_S)
     final = lab.save(tmp_path / "final.extxyz")  # auto: the last run's final structure
@@ -184,7 +202,13 @@ def test_file_tab_reads_path_and_upload(lab: Lab, tmp_path) -> None:
     assert panel.set(path=str(tmp_path / "missing.cif"), index=-1) is None
     assert "no file at" in panel.error_message
     content = (tmp_path / "au.xyz").read_bytes()
-    panel.upload.value = ({"name": "upload.xyz", "type": "", "size": len(content),
-                           "content": memoryview(content),
-                           "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+    panel.upload.value = (
+        {
+            "name": "upload.xyz",
+            "type": "",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime.datetime.now(datetime.timezone.utc),
+        },
+    )
     assert panel.atoms is not None and len(panel.atoms) == 8

@@ -257,8 +257,9 @@ def test_pause_then_resume(cluster: Atoms) -> None:
     time.sleep(0.5)
     assert live.n_events == n_paused, "the run went on while paused"
     # "paused" (not "pausing") once held, naming the last step done
-    assert _wait_until(lambda: "paused" in live.status.value
-                       and f"step {held_step}/" in live.status.value)
+    assert _wait_until(
+        lambda: "paused" in live.status.value and f"step {held_step}/" in live.status.value
+    )
     live.pause_button.value = False
     assert not run.paused and live.pause_button.description == "Pause"
     assert _wait_until(lambda: live.n_events >= n_paused + 3)
@@ -311,8 +312,9 @@ def test_watch_displays_and_returns_result(cluster: Atoms, monkeypatch: pytest.M
 
 
 def test_run_exception_propagates_with_partial_result(cluster: Atoms) -> None:
-    run = MolecularDynamics(cluster, "emt", steps=100, temperature_K=300, max_temperature_K=1.0,
-                            seed=0)
+    run = MolecularDynamics(
+        cluster, "emt", steps=100, temperature_K=300, max_temperature_K=1.0, seed=0
+    )
     live = LiveRun(run)
     finished: list[LiveRun] = []
     live.on_finished(finished.append)
@@ -387,8 +389,9 @@ def test_engine_does_not_import_widgets() -> None:
         "print('LOADED', bad)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "LOADED []" in out.stdout
 
@@ -450,8 +453,10 @@ def test_clicks_are_honoured_while_the_kernel_is_busy(extra_path: str | None) ->
                     raise AssertionError("\n".join(msg["content"]["traceback"]))
                 elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                     idle_parents.add(parent)
-                elif (msg["msg_type"] == "comm_msg"
-                      and msg["content"]["data"].get("method") == "echo_update"):
+                elif (
+                    msg["msg_type"] == "comm_msg"
+                    and msg["content"]["data"].get("method") == "echo_update"
+                ):
                     echo_parents.add(parent)
 
         def text() -> str:
@@ -466,16 +471,18 @@ def test_clicks_are_honoured_while_the_kernel_is_busy(extra_path: str | None) ->
         ids = text().split("IDS", 1)[1].split()[:3]
         stop_id, pause_id, slider_id = ids
         sent = [send(pause_id, {"method": "update", "state": {"value": True}, "buffer_paths": []})]
-        sent.append(send(slider_id, {"method": "update", "state": {"value": 800.0},
-                                     "buffer_paths": []}))
+        sent.append(
+            send(slider_id, {"method": "update", "state": {"value": 800.0}, "buffer_paths": []})
+        )
         # The browser sends a widget's next update only after the idle status of the previous
         # one (parent = that comm message): it must come while the cell still runs.
         pump_iopub(lambda: set(sent) <= idle_parents, 120)
         assert set(sent) <= idle_parents, "no idle status for the comm messages during the run"
         assert set(sent) <= echo_parents, "echo_update not parented to the frontend's update"
         assert "RESULT" not in text()
-        sent.append(send(pause_id, {"method": "update", "state": {"value": False},
-                                    "buffer_paths": []}))
+        sent.append(
+            send(pause_id, {"method": "update", "state": {"value": False}, "buffer_paths": []})
+        )
         # A million MD steps take hours: only the Stop click can end the cell in time.
         sent.append(send(stop_id, {"method": "custom", "content": {"event": "click"}}))
         pump_iopub(lambda: "SECOND" in text(), 180)

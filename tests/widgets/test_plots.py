@@ -10,9 +10,13 @@ from nnp_lab.widgets.plots import TrainingPlot
 
 
 def _history(n: int) -> dict[str, list[float]]:
-    return {"epoch": list(range(1, n + 1)), "train_loss": [1.0 / k for k in range(1, n + 1)],
-            "val_loss": [2.0 / k for k in range(1, n + 1)],
-            "val_force_mae": [0.1] * n, "val_energy_mae_per_atom": [0.002] * n}
+    return {
+        "epoch": list(range(1, n + 1)),
+        "train_loss": [1.0 / k for k in range(1, n + 1)],
+        "val_loss": [2.0 / k for k in range(1, n + 1)],
+        "val_force_mae": [0.1] * n,
+        "val_energy_mae_per_atom": [0.002] * n,
+    }
 
 
 def test_training_plot_redraws_at_most_twice_a_second_and_always_at_the_end(monkeypatch):
@@ -33,4 +37,8 @@ def test_training_plot_redraws_at_most_twice_a_second_and_always_at_the_end(monk
     assert list(plot.figure.data[1].y) == pytest.approx([2.0, 1.0, 2 / 3, 0.5])
     assert list(plot.figure.data[3].y) == pytest.approx([2.0] * 4)  # meV/atom
     assert [t.name for t in plot.figure.data] == [
-        "train loss", "validation loss", "force MAE (eV/Å)", "energy MAE (meV/atom)"]
+        "train loss",
+        "validation loss",
+        "force MAE (eV/Å)",
+        "energy MAE (meV/atom)",
+    ]

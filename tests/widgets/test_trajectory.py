@@ -110,7 +110,9 @@ def test_band_view_and_back_to_live() -> None:
     with pytest.raises(ValueError, match="trajectory or band"):
         v.update(images[0].positions)
     v.atoms = images[0]
-    assert v._mode == "live" and v._traj_positions == b"" and v.n_frames == 0 and v.trajectory is None
+    assert (
+        v._mode == "live" and v._traj_positions == b"" and v.n_frames == 0 and v.trajectory is None
+    )
     v.update(images[1].positions, final=True)
     v.close()
 

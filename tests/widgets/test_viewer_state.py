@@ -23,7 +23,9 @@ def _tiny_png() -> bytes:
     """A valid 1x1 PNG (built by hand, so the test needs no image library)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00\xff\x00\x00")
@@ -42,7 +44,9 @@ def test_state_after_setting_atoms(viewer: Viewer, ethanol: Atoms) -> None:
     assert isinstance(viewer._positions, bytes) and len(viewer._positions) == n * 3 * 4
     assert isinstance(viewer._numbers, bytes) and len(viewer._numbers) == n
     np.testing.assert_array_equal(np.frombuffer(viewer._numbers, dtype=np.uint8), ethanol.numbers)
-    assert_float32_close(np.frombuffer(viewer._positions, dtype="<f4").reshape(n, 3), ethanol.positions)
+    assert_float32_close(
+        np.frombuffer(viewer._positions, dtype="<f4").reshape(n, 3), ethanol.positions
+    )
     assert viewer.positions.dtype == np.float32
     assert viewer._cell == [0.0] * 9
     assert viewer._pbc == [False, False, False]
@@ -119,9 +123,16 @@ def test_forces_from_calculator(ethanol: Atoms) -> None:
 
 
 def test_constructor_options() -> None:
-    v = Viewer(bulk("Cu"), style="spacefill", show_cell=False, show_bonds=False, height=300, label="hi")
+    v = Viewer(
+        bulk("Cu"), style="spacefill", show_cell=False, show_bonds=False, height=300, label="hi"
+    )
     assert (v.style, v._style, v.show_cell, v.show_bonds, v.height, v.label) == (
-        "spacefill", "spacefill", False, False, 300, "hi",
+        "spacefill",
+        "spacefill",
+        False,
+        False,
+        300,
+        "hi",
     )
     v.style = "ball-and-stick"
     assert v._style == "ball-and-stick"
@@ -137,12 +148,22 @@ def test_selection_from_front_end(viewer: Viewer) -> None:
     viewer.observe(lambda c: seen.append(c["new"]), "selected")
     # Exactly what ipywidgets does with an incoming {"method": "update"} comm message.
     viewer._handle_msg(
-        {"content": {"data": {"method": "update", "state": {"selected": [2, 5]}, "buffer_paths": []}}, "buffers": []}
+        {
+            "content": {
+                "data": {"method": "update", "state": {"selected": [2, 5]}, "buffer_paths": []}
+            },
+            "buffers": [],
+        }
     )
     assert viewer.selected == [2, 5]
     assert seen == [[2, 5]]
     viewer._handle_msg(
-        {"content": {"data": {"method": "update", "state": {"frames_drawn": 17}, "buffer_paths": []}}, "buffers": []}
+        {
+            "content": {
+                "data": {"method": "update", "state": {"frames_drawn": 17}, "buffer_paths": []}
+            },
+            "buffers": [],
+        }
     )
     assert viewer.frames_drawn == 17
 
@@ -162,7 +183,9 @@ def test_save_png_request_response(viewer: Viewer, tmp_path: Path, sent) -> None
     viewer._handle_custom_msg({"type": "png", "id": request["id"]}, [memoryview(b"junk")])
     # A reply that is not a PNG fails the future with a clear error.
     bad = viewer.save_png()
-    (req2,) = [c for c in rec.custom() if c.get("type") == "png_request" and c["id"] != request["id"]]
+    (req2,) = [
+        c for c in rec.custom() if c.get("type") == "png_request" and c["id"] != request["id"]
+    ]
     viewer._handle_custom_msg({"type": "png", "id": req2["id"]}, [memoryview(b"GIF89a")])
     with pytest.raises(RuntimeError, match="not a PNG"):
         bad.result(timeout=0)
@@ -179,7 +202,9 @@ def test_reset_view_sends_command(viewer: Viewer, sent) -> None:
 
 def test_update_wrong_shape_says_what_and_how(viewer: Viewer) -> None:
     n = viewer.n_atoms
-    with pytest.raises(ValueError, match=rf"shape \({n}, 3\).*got shape \({n + 1}, 3\).*viewer.atoms"):
+    with pytest.raises(
+        ValueError, match=rf"shape \({n}, 3\).*got shape \({n + 1}, 3\).*viewer.atoms"
+    ):
         viewer.update(np.zeros((n + 1, 3)))
     with pytest.raises(ValueError, match=rf"shape \({n}, 3\).*got shape \({n * 3},\)"):
         viewer.update(np.zeros(n * 3))
