@@ -49,7 +49,7 @@ import torch  # noqa: E402
 
 import nnp_lab  # noqa: E402
 from nnp_lab import build  # noqa: E402
-from nnp_lab.models import distill  # noqa: E402
+from nnp_lab.models import DistillReport, distill  # noqa: E402
 from nnp_lab.models.data import min_distance  # noqa: E402
 from nnp_lab.models.training import evaluate_model  # noqa: E402
 
@@ -207,13 +207,12 @@ def run(system, args, teacher):
     print(f"\n=== {system}: {atoms.get_chemical_formula()} ({len(atoms)} atoms) ===", flush=True)
     if args.reuse and path.exists():
         light = nnp_lab.potentials.torch_model.load_model_file(path)
-        meta = torch.load(path, weights_only=True)["metadata"]
-        report = meta["report"]
+        report = DistillReport.from_model_file(path).to_dict()
     else:
         t = time.perf_counter()
-        light = distill(
-            teacher,
+        light, result = distill(
             atoms,
+            teacher,
             temperatures_K=spec["train"],
             test_temperatures_K=spec["test"],
             architecture=args.architecture,
@@ -230,7 +229,7 @@ def run(system, args, teacher):
             md_steps_per_round=args.md_steps,
             max_rounds=args.max_rounds,
         )
-        report = light.report
+        report = result.to_dict()
         out["distill_wall_s"] = time.perf_counter() - t
     out["distill"] = {k: v for k, v in report.items() if k != "rounds"}
     out["rounds"] = report["rounds"]

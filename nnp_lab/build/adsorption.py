@@ -193,7 +193,7 @@ def _raw_sites(
         (np.linalg.norm(points[a] - points[b]) for a, b in edge_groups),
         default=1.0,
     )
-    below_tol = 0.25 * nn
+    below_tol = float(0.25 * nn)
     for g in sorted(set(group.tolist())):
         verts = np.unique(simplices[group == g].ravel())
         centre = points[verts].mean(axis=0)

@@ -131,7 +131,9 @@ def bulk(
     if cubic and orthorhombic:
         raise InputError("Pass at most one of cubic=True and orthorhombic=True")
 
-    ref = reference_states[atomic_numbers[symbols[0]]] if len(set(symbols)) == 1 else None
+    ref: dict[str, Any] | None = (
+        reference_states[atomic_numbers[symbols[0]]] if len(set(symbols)) == 1 else None
+    )
     if crystalstructure is None:
         if len(set(symbols)) > 1:
             raise InputError(
@@ -144,15 +146,19 @@ def bulk(
                 f"ASE has no reference crystal structure for {name} (reference state: "
                 f"{state}); pass crystalstructure=... and a=... explicitly"
             )
-    structure = crystalstructure or ref["symmetry"]  # type: ignore[index]
+        structure = str(ref["symmetry"])
+    else:
+        structure = crystalstructure
+    a_used = a
     if a is None:
         same_as_ref = ref is not None and ref.get("symmetry") == structure
-        if not same_as_ref or "a" not in ref:  # type: ignore[operator]
+        if not same_as_ref or ref is None or "a" not in ref:
             raise InputError(
                 f"ASE has no reference lattice constant for {name} in the {structure} "
                 "structure; pass the lattice constant in Å, e.g. "
                 f"bulk({name!r}, {structure!r}, a=4.0)"
             )
+        a_used = float(ref["a"])
 
     try:
         atoms = ase_bulk(
@@ -170,7 +176,6 @@ def bulk(
             "structure and lattice parameters (a=..., c=... or covera=...)"
         ) from None
 
-    a_used = a if a is not None else float(ref["a"])  # type: ignore[index]
     out = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=True)
     fields: dict[str, Any] = {
         "name": name,

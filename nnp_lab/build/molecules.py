@@ -132,7 +132,7 @@ def _smiles_hint(smiles: str) -> str:
 
 def _from_smiles(smiles: str, *, seed: int, optimize: bool) -> Atoms:
     from rdkit import Chem, rdBase
-    from rdkit.Chem import AllChem, Descriptors
+    from rdkit.Chem import Descriptors, rdDistGeom, rdForceFieldHelpers
 
     how_to = "check the string or pass a molecule name such as 'H2O' (see molecule_names())"
     if not smiles:
@@ -159,18 +159,19 @@ def _from_smiles(smiles: str, *, seed: int, optimize: bool) -> Atoms:
         unpaired = int(Descriptors.NumRadicalElectrons(mol))
         mol = Chem.AddHs(mol)
 
-        params = AllChem.ETKDGv3()
-        params.randomSeed = int(seed)
-        params.numThreads = 1
-        status = AllChem.EmbedMolecule(mol, params)
+        params = rdDistGeom.ETKDGv3()
+        # rdkit's stubs type EmbedParameters' properties as EmbedParameters
+        params.randomSeed = int(seed)  # type: ignore[assignment]
+        params.numThreads = 1  # type: ignore[assignment]
+        status = rdDistGeom.EmbedMolecule(mol, params)
         if status != 0:
             logger.warning(
                 "ETKDG embedding of %r failed with seed %d; retrying from random coordinates",
                 smiles,
                 seed,
             )
-            params.useRandomCoords = True
-            status = AllChem.EmbedMolecule(mol, params)
+            params.useRandomCoords = True  # type: ignore[assignment]
+            status = rdDistGeom.EmbedMolecule(mol, params)
         if status != 0:
             raise InputError(
                 f"RDKit could not generate 3D coordinates for SMILES {smiles!r}; try another "
@@ -179,14 +180,14 @@ def _from_smiles(smiles: str, *, seed: int, optimize: bool) -> Atoms:
 
         method = "RDKit ETKDGv3"
         if optimize:
-            if AllChem.MMFFHasAllMoleculeParams(mol):
-                AllChem.MMFFOptimizeMolecule(mol, maxIters=2000)
+            if rdForceFieldHelpers.MMFFHasAllMoleculeParams(mol):
+                rdForceFieldHelpers.MMFFOptimizeMolecule(mol, maxIters=2000)
                 method += " + MMFF94"
-            elif AllChem.UFFHasAllMoleculeParams(mol):
+            elif rdForceFieldHelpers.UFFHasAllMoleculeParams(mol):
                 logger.warning(
                     "MMFF94 has no parameters for %r; optimising with UFF instead", smiles
                 )
-                AllChem.UFFOptimizeMolecule(mol, maxIters=2000)
+                rdForceFieldHelpers.UFFOptimizeMolecule(mol, maxIters=2000)
                 method += " + UFF"
             else:
                 logger.warning(

@@ -97,7 +97,7 @@ def _counts(comp: dict[str, float], n: int) -> dict[str, int]:
 
 def _fcc_lattice_constant(symbol: str) -> float:
     """Reference fcc lattice constant, or the fcc one with the same nearest-neighbour distance."""
-    ref = reference_states[atomic_numbers[symbol]]
+    ref: dict[str, Any] | None = reference_states[atomic_numbers[symbol]]
     if ref and ref.get("symmetry") == "fcc":
         return float(ref["a"])
     from ase.build import bulk as ase_bulk
@@ -121,7 +121,7 @@ def _fcc_lattice_constant(symbol: str) -> float:
         "%s is %s in its reference state; using the fcc lattice constant %.3f Å with the same "
         "nearest-neighbour distance",
         symbol,
-        ref.get("symmetry"),
+        ref.get("symmetry") if ref else "no data",
         a,
     )
     return a

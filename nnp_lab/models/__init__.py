@@ -32,6 +32,7 @@ _EXPORTS = {
     "train": "nnp_lab.models.training",
     "TrainReport": "nnp_lab.models.training",
     "distill": "nnp_lab.models.distillation",
+    "DistillReport": "nnp_lab.models.distillation",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -140,7 +140,7 @@ class _ShiftedSoftplus(torch.nn.Module):
 
 
 #: Activation names accepted by the architectures' ``activation`` arguments.
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[], torch.nn.Module]] = {
     "tanh": torch.nn.Tanh,
     "silu": torch.nn.SiLU,
     "celu": lambda: torch.nn.CELU(alpha=0.1),
@@ -264,6 +264,12 @@ class AtomicEnergyModel(EnergyModel):
     config : dict
         JSON-able constructor arguments: ``type(model)(**model.config)`` rebuilds it.
     """
+
+    # buffers (register_buffer in __init__), declared for type checkers
+    species_table: torch.Tensor
+    reference_energies: torch.Tensor
+    energy_scale: torch.Tensor
+    energy_shift: torch.Tensor
 
     def __init__(self, elements: Iterable[int | str], cutoff: float) -> None:
         super().__init__()

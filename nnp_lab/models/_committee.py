@@ -206,7 +206,9 @@ def student_md(
         for k in range(n):
             if not dyn.active[k]:
                 continue
-            f = results[k]["forces"]
+            result = results[k]
+            assert result is not None  # an active replica always has a result
+            f = result["forces"]
             if (
                 not np.all(np.isfinite(f))
                 or np.abs(f).max() > 50.0

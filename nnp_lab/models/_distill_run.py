@@ -28,6 +28,7 @@ from nnp_lab.models._common import (
     progress_bar,
     resolve_teacher,
 )
+from nnp_lab.models._distill_report import DistillReport
 from nnp_lab.models._frames import build_frames, frame_errors
 from nnp_lab.models.dataset import Dataset
 from nnp_lab.models.sampling import min_distance, rattled, strained
@@ -83,8 +84,8 @@ class DistillRun:
         self.rounds_bar: Any = None
         self.left_after_init = math.inf
 
-    def run(self) -> TorchModelPotential:
-        """All stages; returns the distilled model loaded from its file."""
+    def run(self) -> tuple[TorchModelPotential, DistillReport]:
+        """All stages; returns the distilled model loaded from its file and its report."""
         self.set_up()
         try:
             self.make_test_frames()
@@ -204,10 +205,11 @@ class DistillRun:
         return self.dataset.subset(sorted(all_ids - set(val))), self.dataset.subset(val)
 
     def train_member(
-        self, k: int, epochs: int, budget: float | None, *, final: bool = False
+        self, k: int, epochs: int | None, budget: float | None, *, final: bool = False
     ) -> None:
         """Train committee member ``k`` (from its current weights) on the current data."""
         cfg = self.config
+        assert epochs is not None  # DistillConfig turns None into the default count
         t = time.perf_counter()
         train_view, val_view = self.split_views()
         use_val = val_view if len(val_view) else None
@@ -279,14 +281,14 @@ class DistillRun:
             base = a.copy()
             base.info = {"source": k, "kind": "input"}
             initial.append(base)
-            periodic = has_stress(a) and cfg.strain
-            n_strain = cfg.n_initial // 4 if periodic else 0
+            strain = cfg.strain if has_stress(a) else None
+            n_strain = cfg.n_initial // 4 if strain else 0
             for j in range(cfg.n_initial - n_strain):
                 f = rattled(a, rattles[j % len(rattles)], rng)
                 f.info = {"source": k, "kind": "rattle"}
                 initial.append(f)
             for _ in range(n_strain):
-                f = strained(a, float(cfg.strain), rng, rattle=min(rattles))
+                f = strained(a, float(strain or 0.0), rng, rattle=min(rattles))
                 f.info = {"source": k, "kind": "strain"}
                 initial.append(f)
         bar = progress_bar(len(initial), f"labelling with {self.pot.name}", cfg.progress)
@@ -475,14 +477,14 @@ class DistillRun:
             self.train_member(0, cfg.final_epochs, budget, final=True)
 
     # -- 6. test and save ------------------------------------------------------------------
-    def test_and_save(self) -> TorchModelPotential:
+    def test_and_save(self) -> tuple[TorchModelPotential, DistillReport]:
         """Test the first member on the held-out frames, save it with its report, load it."""
         cfg, pot, path = self.config, self.pot, self.path
         model = self.committee[0]
         model.eval()
         with torch_threads(cfg.threads):
             test_err = held_out_errors(model, self.test_set, cfg.batch_size)
-        report = jsonable(self.report(model, test_err))
+        report = DistillReport.from_dict(jsonable(self.report_fields(model, test_err)))
         metadata = {
             "name": path.stem,
             "version": "1",
@@ -493,30 +495,30 @@ class DistillRun:
             "teacher": pot.name,
             "teacher_version": str(pot.version),
             "system": self.structures[0].get_chemical_formula(),
-            "report": report,
+            "report": report.to_dict(),
         }
         with torch_threads(cfg.threads):
             save_model(model, path, metadata=metadata)
         forget_cached_model(path)
         light = load_model_file(path, device=cfg.device)
-        light.report = report  # type: ignore[attr-defined]
         self.log(
             "distill: %s -> %s in %.0f s (%s): test force MAE %.3f eV/Å, energy MAE "
             "%.1f meV/atom, %d frames, %d rounds",
             pot.name,
             path,
-            report["wall_time_s"],
+            report.wall_time_s,
             self.stop_reason,
-            report["force_mae"],
-            1000 * report["energy_mae_per_atom"],
+            report.force_mae,
+            1000 * report.energy_mae_per_atom,
             len(self.dataset),
             len(self.rounds),
         )
-        return light
+        return light, report
 
-    def report(self, model: EnergyModel, test_err: dict[str, float]) -> dict[str, Any]:
-        """The report dict of the distilled model (see :func:`~nnp_lab.models.distill`)."""
+    def report_fields(self, model: EnergyModel, test_err: dict[str, float]) -> dict[str, Any]:
+        """The fields of the distilled model's :class:`DistillReport`."""
         cfg, pot, rep0 = self.config, self.pot, self.reports[0]
+        assert rep0 is not None  # run() raises before testing when no member was trained
         return {
             "force_mae": test_err["force_mae"],
             "force_rmse": test_err["force_rmse"],
@@ -607,9 +609,11 @@ def teacher_md_frames(
                     f = dyn.snapshot(r)
                     f.calc = None
                     frames.append(f)
+                labels = [r for r in results if r is not None]
+                assert len(labels) == len(frames)  # a teacher run stops no replica
                 out.write(
                     frames,
-                    results,
+                    labels,
                     pot,
                     kind="test",
                     per_frame=[{"source": k, "temperature_K": T, "md_step": step} for k, T in meta],

@@ -120,7 +120,9 @@ def collate(frames: Sequence[Frame]) -> tuple[GraphBatch, dict[str, torch.Tensor
     with_stress = [k for k, f in enumerate(frames) if f.stress is not None]
     if with_stress:
         labels["stress_index"] = torch.tensor(with_stress, device=device)
-        labels["stress"] = torch.stack([frames[k].stress for k in with_stress])
+        labels["stress"] = torch.stack(
+            [s for s in (frames[k].stress for k in with_stress) if s is not None]
+        )
         labels["volume"] = torch.tensor(
             [frames[k].volume for k in with_stress], dtype=dtype, device=device
         )
@@ -145,6 +147,7 @@ def predict(
     )
     out = {"energy": energy, "forces": forces}
     if want_stress:
+        assert virial is not None  # asked for with stress=True
         idx = labels["stress_index"]
         sigma = virial[idx] / labels["volume"][:, None, None]
         out["stress"] = sigma[:, _VOIGT[0], _VOIGT[1]]
@@ -199,8 +202,11 @@ def reference_table(model: EnergyModel) -> dict[int, float] | None:
 # ----------------------------------------------------------------------------------------
 def frame_errors(
     model: EnergyModel, frames: Sequence[Frame], batch_size: int, stress: bool = True
-) -> dict[str, float]:
-    """MAE/RMSE of energy per atom, force components and stress over ``frames``."""
+) -> dict[str, Any]:
+    """MAE/RMSE of energy per atom, force components and stress over ``frames``.
+
+    All values are floats but ``stress_mae``, which is None without stress labels.
+    """
     if not frames:
         nan = float("nan")
         return {

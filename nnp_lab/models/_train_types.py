@@ -92,6 +92,12 @@ class TrainConfig:
             self.path = Path(self.path)
 
     @property
+    def lr_floor(self) -> float:
+        """:attr:`min_lr` as a number (``__post_init__`` has replaced None by ``lr / 100``)."""
+        assert self.min_lr is not None
+        return self.min_lr
+
+    @property
     def torch_dtype(self) -> torch.dtype:
         """The torch dtype named by :attr:`dtype`."""
         return DTYPES[self.dtype]

@@ -80,7 +80,9 @@ class Trainer:
         self.config = config
         self.dtype = config.torch_dtype
         self.device = resolve_device(config.device)
-        self.threads: int | str | None = config.threads
+        # torch threads of the training loop; "auto" (the only string) is settled by build_frames
+        threads = config.threads
+        self.threads: int | None = None if isinstance(threads, str) else threads
         self.history: dict[str, list[float]] = {
             k: []
             for k in (
@@ -154,12 +156,13 @@ class Trainer:
         model.to(device=self.device, dtype=self.dtype)
         cutoff = float(model.cutoff)
         self.covered = set(int(z) for z in getattr(model, "elements", ()))
-        with torch_threads(1 if self.threads == "auto" else self.threads):
+        auto = self.config.threads == "auto"
+        with torch_threads(1 if auto else self.threads):
             self.train_frames: list[Frame] = build_frames(
                 train_data, cutoff, self.dtype, self.device
             )
             self.val_frames: list[Frame] = build_frames(val_data, cutoff, self.dtype, self.device)
-        if self.threads == "auto":
+        if auto:
             self.threads = threads_for(
                 self.config.batch_size * max(f.n_atoms for f in self.train_frames)
             )
@@ -178,7 +181,9 @@ class Trainer:
     def set_reference_energies(self) -> None:
         """Set (or fit) per-element reference energies; on a fresh fit also set the energy
         normalisation and, for models that have it, the descriptor standardisation."""
-        model, frames = self.model, self.train_frames
+        frames = self.train_frames
+        # duck-typed: any EnergyModel with AtomicEnergyModel's reference/normalisation methods
+        model: Any = self.model
         mode = self.config.reference_energies
         table = reference_table(model)
         if table is None:
@@ -245,7 +250,7 @@ class Trainer:
         self.scheduler: Any = None
         if cfg.schedule == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, factor=0.5, patience=self.plateau, min_lr=cfg.min_lr, eps=0.0
+                self.optimizer, factor=0.5, patience=self.plateau, min_lr=cfg.lr_floor, eps=0.0
             )
         self.rng = np.random.default_rng(cfg.seed)
 
@@ -344,7 +349,7 @@ class Trainer:
         cfg = self.config
         if cfg.time_budget_s is not None:
             progress = max(progress, (time.perf_counter() - self.t_start) / cfg.time_budget_s)
-        lr_now = cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (
+        lr_now = cfg.lr_floor + 0.5 * (cfg.lr - cfg.lr_floor) * (
             1 + math.cos(math.pi * min(progress, 1.0))
         )
         for group in self.optimizer.param_groups:
@@ -417,7 +422,7 @@ class Trainer:
             self.stop_reason = "patience"
         elif (
             cfg.schedule == "plateau"
-            and current_lr <= cfg.min_lr * (1 + 1e-9)
+            and current_lr <= cfg.lr_floor * (1 + 1e-9)
             and self.stale >= self.plateau
         ):
             self.stop_reason = "min_lr"

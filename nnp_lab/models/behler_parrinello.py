@@ -95,6 +95,16 @@ class BehlerParrinello(AtomicEnergyModel):
         Not part of :attr:`config`.
     """
 
+    # buffers (register_buffer in __init__), declared for type checkers
+    radial_eta: torch.Tensor
+    radial_rs: torch.Tensor
+    angular_lambda: torch.Tensor
+    angular_zeta: torch.Tensor
+    angular_eta: torch.Tensor
+    pair_table: torch.Tensor
+    descriptor_mean: torch.Tensor
+    descriptor_std: torch.Tensor
+
     def __init__(
         self,
         elements: Iterable[int | str] = ("H", "C", "N", "O"),
@@ -114,9 +124,9 @@ class BehlerParrinello(AtomicEnergyModel):
         rc = self.cutoff
         angular_cutoff = rc if angular_cutoff is None else min(float(angular_cutoff), rc)
         radial_etas = as_float_list([4.0] if radial_etas is None else radial_etas)
-        if radial_shifts is None:
-            radial_shifts = np.linspace(0.8, max(rc - 0.5, 1.0), 10)
-        radial_shifts = as_float_list(radial_shifts)
+        radial_shifts = as_float_list(
+            np.linspace(0.8, max(rc - 0.5, 1.0), 10) if radial_shifts is None else radial_shifts
+        )
         angular_etas = as_float_list([0.02, 0.2] if angular_etas is None else angular_etas)
         angular_zetas = as_float_list([1.0, 4.0] if angular_zetas is None else angular_zetas)
         angular_lambdas = as_float_list([-1.0, 1.0] if angular_lambdas is None else angular_lambdas)
@@ -307,7 +317,13 @@ class BehlerParrinello(AtomicEnergyModel):
             self.descriptor_std.copy_(std.to(self.descriptor_std))
 
     # -- network ----------------------------------------------------------------------------
-    def atomic_outputs(self, species, edge_index, edge_vectors, n_atoms):
+    def atomic_outputs(
+        self,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_vectors: torch.Tensor,
+        n_atoms: int,
+    ) -> torch.Tensor:
         """Per-element network output on the standardised descriptors, ``(n_atoms,)``."""
         g = self._raw_descriptors(species, edge_index, edge_vectors)
         x = (g - self.descriptor_mean) / self.descriptor_std

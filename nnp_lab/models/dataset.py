@@ -19,7 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from ase import Atoms
@@ -108,7 +108,7 @@ class Dataset:
         self.path = path
         self._db = connect(str(path), type="db", append=True)
         self._ids: list[int] = [row.id for row in self._db.select(columns=["id"])]
-        self._cache: dict[int, Atoms] = {}
+        self._cache: dict[int, _CachedFrame] = {}
         self._indices: list[int] | None = None  # a subset view of a parent dataset
         self._parent: Dataset | None = None
         if not self._ids and not self._db.metadata:
@@ -124,7 +124,7 @@ class Dataset:
             return root._ids
         return [root._ids[i] for i in self._indices]
 
-    def subset(self, indices: Sequence[int]) -> Dataset:
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Dataset:
         """A read-only view of some frames of this dataset (same file, no copy).
 
         Parameters
@@ -192,19 +192,25 @@ class Dataset:
         for i in range(len(self)):
             yield self[i]
 
-    def __getitem__(self, index: int | slice | Sequence[int]) -> Atoms | list[Atoms]:
+    @overload
+    def __getitem__(self, index: int) -> Atoms: ...
+
+    @overload
+    def __getitem__(self, index: slice | Sequence[int] | np.ndarray) -> list[Atoms]: ...
+
+    def __getitem__(self, index: int | slice | Sequence[int] | np.ndarray) -> Atoms | list[Atoms]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        if isinstance(index, (list, tuple, np.ndarray)):
+        if not isinstance(index, (int, np.integer)):
             return [self[int(i)] for i in index]
         ids = self._row_ids()
         n = len(ids)
         i = int(index)
         if not -n <= i < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} frames")
-        return self._root()._frame(ids[i]).copy_with_results()  # type: ignore[attr-defined]
+        return self._root()._frame(ids[i]).copy_with_results()
 
-    def _frame(self, row_id: int) -> Any:
+    def _frame(self, row_id: int) -> _CachedFrame:
         cached = self._cache.get(row_id)
         if cached is None:
             cached = _CachedFrame(self._db.get(id=row_id))

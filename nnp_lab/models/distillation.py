@@ -34,16 +34,17 @@ Examples
 >>> from nnp_lab import build
 >>> from nnp_lab.models import distill
 >>> cell = build.vacancy(build.supercell(build.crystal("LiFePO4"), (1, 1, 2)), 0)
->>> light = distill("sevennet-0", cell, temperatures_K=(600, 1000),
-...                 test_temperatures_K=(800,), time_budget_s=1800,
-...                 path="lfp-light.pt")                              # doctest: +SKIP
->>> light.report["force_mae"], len(light.report["rounds"])            # doctest: +SKIP
+>>> light, report = distill(cell, "sevennet-0", temperatures_K=(600, 1000),
+...                         test_temperatures_K=(800,), time_budget_s=1800,
+...                         path="lfp-light.pt")                      # doctest: +SKIP
+>>> report.force_mae, report.n_rounds                                 # doctest: +SKIP
 >>> nnp_lab.md(cell, light, temperature_K=800, steps=10_000)          # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,7 @@ from nnp_lab.models._committee import (
     committee_disagreement,
 )
 from nnp_lab.models._common import structure_list
+from nnp_lab.models._distill_report import DistillReport
 from nnp_lab.models._distill_run import FINAL_PATIENCE, MAX_LABEL_FORCE, DistillRun
 from nnp_lab.potentials.base import Potential
 from nnp_lab.potentials.torch_model import TorchModelPotential
@@ -66,6 +68,7 @@ from nnp_lab.validation import integer, number, number_list
 __all__ = [
     "distill",
     "DistillConfig",
+    "DistillReport",
     "ARCHITECTURES",
     "committee_disagreement",
     "build_model",
@@ -184,8 +187,8 @@ class DistillConfig:
 
 
 def distill(
-    teacher: Potential | str | None,
     atoms: Atoms | Sequence[Atoms],
+    teacher: Potential | str | None = None,
     *,
     temperatures_K: float | Sequence[float] = (300.0,),
     test_temperatures_K: float | Sequence[float] | None = None,
@@ -220,19 +223,21 @@ def distill(
     threads: int | None = 1,
     progress: bool = True,
     **architecture_options: Any,
-) -> TorchModelPotential:
+) -> tuple[TorchModelPotential, DistillReport]:
     """Distil a light potential for ``atoms`` from ``teacher`` by active learning.
 
     See the module docstring for the procedure.
 
     Parameters
     ----------
-    teacher
-        The reference :class:`~nnp_lab.potentials.Potential`, a registered name (e.g.
-        ``"sevennet-0"``) or None for the default universal model.
     atoms
         The system(s) to learn: one structure or a list (same elements are fine; all
         structures are sampled and simulated).
+    teacher
+        The reference :class:`~nnp_lab.potentials.Potential`, a registered name (e.g.
+        ``"sevennet-0"``) or None for the default universal model. The order
+        ``distill(teacher, atoms)`` of earlier releases still works for one release, with a
+        ``DeprecationWarning``, and then returns the model alone with a ``.report`` dict.
     temperatures_K
         MD temperature(s) of the active-learning rounds.
     test_temperatures_K
@@ -307,25 +312,35 @@ def distill(
 
     Returns
     -------
-    TorchModelPotential
-        The distilled model, loaded from the saved file. ``potential.report`` is a dict
-        with ``force_mae``, ``force_rmse`` (eV/Å), ``energy_mae_per_atom``,
-        ``energy_rmse_per_atom`` (eV/atom) on the held-out frames, ``rounds`` (one dict per
-        round: ``round``, ``n_frames``, ``n_new``, ``max_disagreement``,
-        ``mean_disagreement``, ``md_steps``, ``stopped_trajectories`` (restarts and stops),
-        ``val_force_mae``, ``val_energy_mae_per_atom``, ``test_force_mae``, ``time_s``),
-        ``converged``,
-        ``stop_reason``, timings, and the paths of the model and data files.
+    potential : TorchModelPotential
+        The distilled model, loaded from the saved file.
+    report : DistillReport
+        Held-out errors, the rounds, the data files and timings (see
+        :class:`~nnp_lab.models.DistillReport`); also saved in the model file's metadata.
 
     Raises
     ------
     InputError
         Bad options, an unknown architecture, or elements the teacher does not cover.
     """
+    legacy = _is_legacy_order(atoms, teacher)
+    if legacy:
+        warnings.warn(
+            "distill(teacher, atoms) is deprecated: call distill(atoms, teacher), which "
+            "returns (potential, report) like train(); this order still returns the "
+            "potential with a .report dict for one release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        atoms, teacher = teacher, atoms  # type: ignore[assignment]
     structures = structure_list(atoms, "distill needs a structure (an ase.Atoms) or a list of them")
     config = DistillConfig(
-        temperatures_K=temperatures_K,
-        test_temperatures_K=test_temperatures_K,
+        temperatures_K=number_list("temperatures_K", temperatures_K),
+        test_temperatures_K=(
+            None
+            if test_temperatures_K is None
+            else number_list("test_temperatures_K", test_temperatures_K)
+        ),
         architecture=architecture,
         time_budget_s=time_budget_s,
         committee_size=committee_size,
@@ -339,7 +354,7 @@ def distill(
         frames_per_round=frames_per_round,
         replicas_per_temperature=replicas_per_temperature,
         n_initial=n_initial,
-        rattle=rattle,
+        rattle=number_list("rattle", rattle),
         strain=strain,
         n_test=n_test,
         test_md_steps=test_md_steps,
@@ -358,4 +373,19 @@ def distill(
         progress=progress,
         architecture_options=architecture_options,
     )
-    return DistillRun(teacher, structures, config).run()
+    potential, report = DistillRun(teacher, structures, config).run()
+    if legacy:
+        potential.report = report.to_dict()  # type: ignore[attr-defined]
+        return potential  # type: ignore[return-value]
+    return potential, report
+
+
+def _is_legacy_order(atoms: Any, teacher: Any) -> bool:
+    """``distill(teacher, atoms)``: a potential, name or None first, structures second."""
+
+    def is_structures(value: Any) -> bool:
+        return isinstance(value, Atoms) or (
+            isinstance(value, (list, tuple)) and bool(value) and isinstance(value[0], Atoms)
+        )
+
+    return not is_structures(atoms) and is_structures(teacher)

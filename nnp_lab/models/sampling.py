@@ -474,9 +474,8 @@ def _sample_md(
     steps_at = []
     for n_frames in counts:
         first = md_steps // 2
-        at = np.unique(np.linspace(first, md_steps, n_frames + 1)[1:].round().astype(int))
-        at = np.clip(at, 1, md_steps)
-        steps_at.append(set(at.tolist()))
+        picked = np.unique(np.linspace(first, md_steps, n_frames + 1)[1:].round().astype(int))
+        steps_at.append(set(np.clip(picked, 1, md_steps).tolist()))
     all_steps = set().union(*steps_at)
     dyn = LangevinReplicas(
         replicas,
@@ -496,9 +495,11 @@ def _sample_md(
             if step in at:
                 frame = dyn.snapshot(r)
                 frame.calc = None
+                result = results[r]
+                assert result is not None  # sampling runs stop no replica
                 dataset.write(
                     [frame],
-                    [results[r]],
+                    [result],
                     pot,
                     kind="md",
                     temperature_K=meta[r]["temperature_K"],

@@ -77,6 +77,8 @@ class SchNet(AtomicEnergyModel):
         Not part of :attr:`config`.
     """
 
+    rbf_centres: torch.Tensor  # a buffer (register_buffer in __init__)
+
     def __init__(
         self,
         elements: Iterable[int | str] = ("H", "C", "N", "O"),
@@ -115,7 +117,13 @@ class SchNet(AtomicEnergyModel):
             self.out1 = torch.nn.Linear(n_features, max(n_features // 2, 1))
             self.out2 = torch.nn.Linear(max(n_features // 2, 1), 1)
 
-    def atomic_outputs(self, species, edge_index, edge_vectors, n_atoms):
+    def atomic_outputs(
+        self,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_vectors: torch.Tensor,
+        n_atoms: int,
+    ) -> torch.Tensor:
         """Atom-wise output network on the features after the interaction blocks."""
         r = torch.linalg.vector_norm(edge_vectors, dim=1)
         near = torch.nonzero(r < self.cutoff).squeeze(1)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 
@@ -68,7 +69,9 @@ class _Neighbours:
     function.
     """
 
-    def __init__(self, edge_index, edge_vectors, n_atoms, cutoff):
+    def __init__(
+        self, edge_index: torch.Tensor, edge_vectors: torch.Tensor, n_atoms: int, cutoff: float
+    ) -> None:
         device, dtype = edge_vectors.device, edge_vectors.dtype
         with torch.no_grad():  # integer bookkeeping: which edge goes to which slot
             r = torch.linalg.vector_norm(edge_vectors, dim=1)
@@ -136,6 +139,8 @@ class _TeaLayer(torch.nn.Module):
     skipped; the result is the same). ``last``: only the scalars are read out after it
     (its edge updates and vector/tensor couplings are skipped).
     """
+
+    centres: torch.Tensor  # a buffer (register_buffer in __init__)
 
     def __init__(
         self,
@@ -359,7 +364,13 @@ class TeaNet(AtomicEnergyModel):
                 torch.nn.Linear(F, F), make_activation(activation), torch.nn.Linear(F, 1)
             )
 
-    def atomic_outputs(self, species, edge_index, edge_vectors, n_atoms):
+    def atomic_outputs(
+        self,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_vectors: torch.Tensor,
+        n_atoms: int,
+    ) -> torch.Tensor:
         """Readout MLP of the scalar features after the last layer, ``(n_atoms,)``."""
         F, V, T = self.sizes
         dtype, device = edge_vectors.dtype, edge_vectors.device
@@ -369,7 +380,7 @@ class TeaNet(AtomicEnergyModel):
         t = torch.zeros((n_atoms, 9, T), dtype=dtype, device=device)
         e = None
         slots: dict[float, _Slots] = {}
-        for layer in self.layers:
+        for layer in cast("Iterable[_TeaLayer]", self.layers):
             rc = layer.cutoff
             if rc not in slots:
                 slots[rc] = _Slots(nb, rc, layer.centres, layer.gamma)
@@ -377,6 +388,7 @@ class TeaNet(AtomicEnergyModel):
             if layer.first:
                 s, v, t, e_new = layer(s, v, t, None, g)
             else:
+                assert e is not None  # the first layer has made edge features
                 s, v, t, e_new = layer(s, v, t, e[:, : g.D], g)
             if layer.last:
                 break

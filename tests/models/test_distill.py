@@ -9,32 +9,22 @@ import pytest
 from ase.build import bulk
 
 from nnp_lab.errors import InputError, UncoveredElementsError
-from nnp_lab.models import Dataset, distill
+from nnp_lab.models import Dataset, DistillReport, distill
 from nnp_lab.models.distillation import committee_disagreement
 from nnp_lab.potentials import load_potential
 from nnp_lab.potentials.torch_model import TorchModelPotential
 from nnp_lab.testing import rounding_tolerances
 
 
-def _teanet_available() -> bool:
-    try:
-        return hasattr(importlib.import_module("nnp_lab.models.teanet"), "TeaNet")
-    except ImportError:
-        return False
-
-
-#: The default architecture (TeaNet) when it exists, kept small so the test is quick.
-if _teanet_available():
-    ARCH = {
-        "architecture": "teanet",
-        "layer_cutoffs": [3.0, 4.0],
-        "n_scalar": 16,
-        "n_vector": 4,
-        "n_tensor": 4,
-        "n_rbf": 6,
-    }
-else:
-    ARCH = {"architecture": "schnet", "cutoff": 4.0, "n_features": 16, "n_rbf": 12}
+#: The default architecture (TeaNet), kept small so the test is quick.
+ARCH = {
+    "architecture": "teanet",
+    "layer_cutoffs": [3.0, 4.0],
+    "n_scalar": 16,
+    "n_vector": 4,
+    "n_tensor": 4,
+    "n_rbf": 6,
+}
 
 SMALL = dict(
     temperatures_K=(500, 900),
@@ -68,13 +58,15 @@ def distilled(tmp_path_factory):
     path = tmp_path_factory.mktemp("distill") / "cu-light.pt"
     # no time budget: the rounds and epochs alone bound the run, so the same model comes out
     # on any machine (a budget also shapes the learning-rate schedule by elapsed time)
-    return distill("emt", cu_cell(), time_budget_s=None, path=path, **SMALL), path
+    light, report = distill(cu_cell(), "emt", time_budget_s=None, path=path, **SMALL)
+    return light, report, path
 
 
 def test_distill_report_rounds_and_accuracy(distilled):
-    light, path = distilled
+    light, result, path = distilled
     assert isinstance(light, TorchModelPotential)
-    report = light.report
+    assert isinstance(result, DistillReport)
+    report = result.to_dict()
     for key in (
         "force_mae",
         "force_rmse",
@@ -112,12 +104,20 @@ def test_distill_report_rounds_and_accuracy(distilled):
     # eV/Å for EMT Cu (force RMS ~0.7 eV/Å); an untrained model is at ~0.5
     assert report["force_mae"] < 0.12
     assert report["energy_mae_per_atom"] < 0.05
+    assert result.force_mae == report["force_mae"] and result.n_rounds == len(rounds)
+    assert "force MAE" in result.summary() and "DistillReport(" in repr(result)
 
 
 def test_distilled_model_loads_back_and_keeps_test_frames_apart(distilled):
-    light, path = distilled
+    light, report, path = distilled
     loaded = load_potential(path)
     assert "distilled from emt" in loaded.level_of_theory
+    # the report is saved with the model and reads back as the same report
+    saved = DistillReport.from_model_file(path)
+    assert saved.force_mae == report.force_mae and saved.rounds == report.rounds
+    assert saved.path == str(path)
+    with pytest.raises(InputError, match="not a model file|cannot read"):
+        DistillReport.from_model_file(report.dataset)  # an ase.db, not a model
     atoms = cu_cell()
     atoms.rattle(0.05, seed=1)
     a, b = light.evaluate([atoms])[0], loaded.evaluate([atoms])[0]
@@ -127,15 +127,15 @@ def test_distilled_model_loads_back_and_keeps_test_frames_apart(distilled):
     assert a["energy"] == pytest.approx(b["energy"], rel=0, abs=tol["energy"])
     np.testing.assert_allclose(a["forces"], b["forces"], rtol=0, atol=tol["forces"])
     # training data and held-out frames live in separate files, and never overlap
-    train = Dataset(light.report["dataset"])
-    test = Dataset(light.report["test_dataset"])
+    train = Dataset(report.dataset)
+    test = Dataset(report.test_dataset)
     assert len(test) == 6 and set(test.kinds()) == {"test"}
     assert {f.info["temperature_K"] for f in test} == {700.0}
     assert "active" in train.kinds() and "test" not in train.kinds()
     train_pos = [f.positions for f in train]
     for frame in test:
         assert all(not np.allclose(frame.positions, p) for p in train_pos)
-    assert len(train) == light.report["n_frames"]
+    assert len(train) == report.n_frames
 
 
 class _FakeTime:
@@ -161,28 +161,45 @@ def test_time_budget_is_respected(tmp_path, monkeypatch):
     options = dict(
         SMALL, n_test=2, test_md_steps=10, max_rounds=50, epochs_initial=1000, final_epochs=1000
     )
-    light = distill("emt", cu_cell(), time_budget_s=20, path=tmp_path / "quick.pt", **options)
-    report = light.report
-    assert report["stop_reason"] == "time budget"
-    assert report["n_rounds"] < 50
-    assert report["wall_time_s"] < 20 + 15  # the final test and save come on top
-    assert np.isfinite(report["force_mae"])
+    _, report = distill(cu_cell(), "emt", time_budget_s=20, path=tmp_path / "quick.pt", **options)
+    assert report.stop_reason == "time budget"
+    assert report.n_rounds < 50
+    assert report.wall_time_s < 20 + 15  # the final test and save come on top
+    assert np.isfinite(report.force_mae)
+
+
+def test_old_argument_order_warns_and_returns_the_potential_with_a_report_dict(tmp_path):
+    """distill(teacher, atoms) of earlier releases: same run, old return shape, a warning."""
+    tiny = dict(
+        SMALL,
+        max_rounds=0,
+        n_test=0,
+        n_initial=3,
+        epochs_initial=2,
+        final_epochs=2,
+        committee_size=2,
+    )
+    with pytest.warns(DeprecationWarning, match=r"distill\(atoms, teacher\)"):
+        light = distill("emt", cu_cell(), time_budget_s=None, path=tmp_path / "old.pt", **tiny)
+    assert isinstance(light, TorchModelPotential)
+    assert light.report["teacher"] == "emt" and light.report["n_rounds"] == 0
+    assert light.report["path"] == str(tmp_path / "old.pt")
 
 
 def test_bad_input_fails_before_any_work(tmp_path):
     with pytest.raises(InputError, match="unknown architecture"):
-        distill("emt", cu_cell(), architecture="transformer", path=tmp_path / "x.pt")
+        distill(cu_cell(), "emt", architecture="transformer", path=tmp_path / "x.pt")
     with pytest.raises(UncoveredElementsError, match="Si"):
-        distill("emt", bulk("Si", "diamond", a=5.43), path=tmp_path / "x.pt")
+        distill(bulk("Si", "diamond", a=5.43), "emt", path=tmp_path / "x.pt")
     with pytest.raises(InputError, match="committee_size"):
-        distill("emt", cu_cell(), committee_size=1, path=tmp_path / "x.pt")
+        distill(cu_cell(), "emt", committee_size=1, path=tmp_path / "x.pt")
     with pytest.raises(InputError, match="temperatures_K"):
-        distill("emt", cu_cell(), temperatures_K=(), path=tmp_path / "x.pt")
+        distill(cu_cell(), "emt", temperatures_K=(), path=tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
 
 
 def test_committee_disagreement(distilled):
-    light, _ = distilled
+    light, _, _ = distilled
     model = light.model
     frames = [cu_cell(), cu_cell()]
     frames[0].rattle(0.05, seed=0)  # (a perfect crystal has zero forces for every model)

@@ -1,7 +1,5 @@
 """train(): it learns, fits reference energies, stops early, keeps the best weights."""
 
-import importlib
-
 import numpy as np
 import pytest
 import torch
@@ -14,22 +12,8 @@ from nnp_lab.potentials import load_potential
 from nnp_lab.testing import rounding_tolerances
 
 
-def _available(module: str, name: str) -> bool:
-    try:
-        return hasattr(importlib.import_module(module), name)
-    except ImportError:
-        return False
-
-
 #: Architectures to train in these tests (TeaNet, the distillation default, first).
-ARCHITECTURES = [
-    name
-    for name, module, cls in (
-        ("teanet", "nnp_lab.models.teanet", "TeaNet"),
-        ("schnet", "nnp_lab.models.schnet", "SchNet"),
-    )
-    if _available(module, cls)
-]
+ARCHITECTURES = ["teanet", "schnet"]
 
 
 def small_model(name, elements, seed=0):
