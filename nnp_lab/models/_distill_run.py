@@ -29,7 +29,7 @@ from nnp_lab.models._common import (
     resolve_teacher,
 )
 from nnp_lab.models._distill_report import DistillReport
-from nnp_lab.models._frames import build_frames, frame_errors
+from nnp_lab.models._frames import evaluate_model
 from nnp_lab.models.dataset import Dataset
 from nnp_lab.models.sampling import min_distance, rattled, strained
 from nnp_lab.models.training import TrainReport, train
@@ -452,7 +452,12 @@ class DistillRun:
         info["val_energy_mae_per_atom"] = float("nan") if rep is None else rep.energy_mae_per_atom
         if len(self.test_set):
             with torch_threads(1):
-                err = held_out_errors(self.committee[0], self.test_set, self.config.batch_size)
+                err = evaluate_model(
+                    self.committee[0],
+                    self.test_set,
+                    batch_size=max(self.config.batch_size, 8),
+                    stress=False,
+                )
             info["test_force_mae"] = err["force_mae"]
             info["test_energy_mae_per_atom"] = err["energy_mae_per_atom"]
 
@@ -483,7 +488,9 @@ class DistillRun:
         model = self.committee[0]
         model.eval()
         with torch_threads(cfg.threads):
-            test_err = held_out_errors(model, self.test_set, cfg.batch_size)
+            test_err = evaluate_model(
+                model, self.test_set, batch_size=max(cfg.batch_size, 8), stress=False
+            )
         report = DistillReport.from_dict(jsonable(self.report_fields(model, test_err)))
         metadata = {
             "name": path.stem,
@@ -551,21 +558,6 @@ class DistillRun:
             "dataset": str(self.data_path),
             "test_dataset": str(self.test_path),
         }
-
-
-def held_out_errors(model: EnergyModel, test_set: Dataset, batch_size: int) -> dict[str, float]:
-    """Energy and force errors of ``model`` on the held-out frames (NaN without any)."""
-    if len(test_set) == 0:
-        nan = float("nan")
-        return {
-            "force_mae": nan,
-            "force_rmse": nan,
-            "energy_mae_per_atom": nan,
-            "energy_rmse_per_atom": nan,
-        }
-    p = next(iter(model.parameters()))
-    frames = build_frames(test_set, float(model.cutoff), p.dtype, str(p.device))
-    return frame_errors(model, frames, max(batch_size, 8), stress=False)
 
 
 def teacher_md_frames(

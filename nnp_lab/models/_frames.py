@@ -246,8 +246,9 @@ def evaluate_model(
     *,
     batch_size: int = 16,
     device: str | None = None,
-) -> dict[str, float]:
-    """Errors of ``model`` against the labels of ``data``.
+    stress: bool = True,
+) -> dict[str, Any]:
+    """Errors of ``model`` against the labels of ``data`` (NaN when it has no frames).
 
     Parameters
     ----------
@@ -259,6 +260,8 @@ def evaluate_model(
         Frames per forward pass.
     device
         Torch device; None: the model's.
+    stress
+        Also compare stresses where frames have them (False: energies and forces only).
 
     Returns
     -------
@@ -270,7 +273,7 @@ def evaluate_model(
     dtype = param.dtype if param is not None else torch.float32
     dev = device or (str(param.device) if param is not None else "cpu")
     frames = build_frames(data, float(model.cutoff), dtype, dev)
-    return frame_errors(model, frames, batch_size)
+    return frame_errors(model, frames, batch_size, stress=stress)
 
 
 # ----------------------------------------------------------------------------------------
