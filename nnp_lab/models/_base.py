@@ -412,38 +412,11 @@ class AtomicEnergyModel(EnergyModel):
         Parameters
         ----------
         numbers, edge_index, edge_vectors
-            As in :meth:`forward`.
+            As in :meth:`EnergyModel.forward`, which sums these per structure.
         """
         species = self.species(numbers)
         out = self.atomic_outputs(species, edge_index, edge_vectors, numbers.shape[0])
         return self.reference_energies[numbers] + self.energy_scale * out + self.energy_shift
-
-    def forward(
-        self,
-        numbers: torch.Tensor,
-        edge_index: torch.Tensor,
-        edge_vectors: torch.Tensor,
-        batch: torch.Tensor,
-        n_structures: int,
-    ) -> torch.Tensor:
-        """Energies (eV) of the structures in the batch, shape ``(n_structures,)``.
-
-        Parameters
-        ----------
-        numbers
-            Atomic numbers ``(n_atoms,)``.
-        edge_index
-            ``(2, n_edges)`` neighbour pairs ``(i, j)``, both directions.
-        edge_vectors
-            ``r_j - r_i`` with periodic shift, ``(n_edges, 3)``.
-        batch
-            Structure index of every atom.
-        n_structures
-            Number of structures.
-        """
-        atomic = self.atomic_energies(numbers, edge_index, edge_vectors)
-        energy = torch.zeros(n_structures, dtype=atomic.dtype, device=atomic.device)
-        return energy.index_add(0, batch, atomic)
 
     # -- loading --------------------------------------------------------------------------
     def load_state_dict(

@@ -382,16 +382,10 @@ class Potential(abc.ABC):
     # -- metadata ---------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
         """Model name, version, device, dtype and versions of the packages involved."""
-        from importlib.metadata import PackageNotFoundError, version
-
-        packages = {}
+        packages: dict[str, str | None] = {}
         for pkg in ["nnp_lab", "ase", "numpy", "torch", self.package]:
-            if pkg is None or pkg in packages:
-                continue
-            try:
-                packages[pkg] = version(pkg)
-            except PackageNotFoundError:
-                packages[pkg] = None
+            if pkg is not None and pkg not in packages:
+                packages[pkg] = _safe_version(pkg)
         if self.dispersion is not None:
             packages["torch-dftd"] = _safe_version("torch-dftd")
         return {
@@ -413,6 +407,7 @@ class Potential(abc.ABC):
 
 
 def _safe_version(pkg: str) -> str | None:
+    """The installed version of ``pkg`` (None when it is not installed)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -454,7 +449,10 @@ class PotentialCalculator(Calculator):
             changes.append("pbc")
         for key in ("initial_charges", "initial_magmoms"):
             a, b = old.arrays.get(key), atoms.arrays.get(key)
-            if (a is None) != (b is None) or (a is not None and not np.array_equal(a, b)):
+            if a is None or b is None:
+                if (a is None) != (b is None):
+                    changes.append(key)
+            elif not np.array_equal(a, b):
                 changes.append(key)
         return changes
 

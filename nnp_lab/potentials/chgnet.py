@@ -8,10 +8,9 @@ isolated structure; stress is not returned).
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import warnings
-from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from ase import Atoms
@@ -19,7 +18,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from ase.units import GPa
 
 from nnp_lab.potentials.base import Potential
-from nnp_lab.potentials.registry import ModelSpec
+from nnp_lab.potentials.registry import ModelSpec, require_shipped_file, shipped_file
 
 __all__ = ["CHGNetPotential", "specs"]
 
@@ -53,13 +52,6 @@ _MODELS = {
         "CHGNet transfer-learned to r2SCAN (different energy zero than PBE)",
     ),
 }
-
-
-def _weights(relative: str) -> Path | None:
-    spec = importlib.util.find_spec("chgnet")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / relative
 
 
 def _elements() -> frozenset[int]:
@@ -146,7 +138,7 @@ class CHGNetPotential(Potential):
         )
 
     def _evaluate(self, structures: list[Atoms], properties: tuple[str, ...]) -> list[dict]:
-        task = "efs" if "stress" in properties else "ef"
+        task: Literal["ef", "efs"] = "efs" if "stress" in properties else "ef"
         graphs = [self.model.graph_converter(self._structure(a)) for a in structures]
         with warnings.catch_warnings():
             # chgnet builds a tensor from tensors internally; harmless, but noisy.
@@ -172,13 +164,7 @@ def _loader(name: str):
     model_name, relative, level, _ = _MODELS[name]
 
     def load(device: str) -> CHGNetPotential:
-        path = _weights(relative)
-        if path is None:
-            raise ModuleNotFoundError(
-                f"{name} needs the chgnet package: pip install chgnet (its wheel ships the weights)"
-            )
-        if not path.is_file():
-            raise FileNotFoundError(f"{name}: weights {path} missing; reinstall chgnet")
+        require_shipped_file(name, "chgnet", relative)
         return CHGNetPotential(model_name, name=name, device=device, level_of_theory=level)
 
     return load
@@ -194,7 +180,7 @@ def specs() -> list[ModelSpec]:
             licence="modified BSD",
             description=description,
             package="chgnet",
-            weights=functools.partial(_weights, relative),
+            weights=functools.partial(shipped_file, "chgnet", relative),
             elements=_elements,
         )
         for name, (_model_name, relative, level, description) in _MODELS.items()

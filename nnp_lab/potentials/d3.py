@@ -89,9 +89,7 @@ class D3Dispersion:
         return memory.peak_bytes(
             structures,
             self.cutoff,
-            per_atom=self.memory_per_atom_bytes,
-            per_pair=self.memory_per_pair_bytes,
-            overhead=self.memory_overhead_bytes,
+            **self._memory_constants(),
             max_structures=1,
             what=f"D3 dispersion ({self.cutoff:g} Å cutoff)",
         )
@@ -99,13 +97,15 @@ class D3Dispersion:
     def memory_upper_bound(self, n_atoms: int) -> float:
         """Upper bound of :meth:`memory_estimate` from the atom count (see
         :func:`nnp_lab.potentials.memory.upper_bound_bytes`)."""
-        return memory.upper_bound_bytes(
-            n_atoms,
-            self.cutoff,
-            per_atom=self.memory_per_atom_bytes,
-            per_pair=self.memory_per_pair_bytes,
-            overhead=self.memory_overhead_bytes,
-        )
+        return memory.upper_bound_bytes(n_atoms, self.cutoff, **self._memory_constants())
+
+    def _memory_constants(self) -> dict[str, Any]:
+        """The memory constants, as the keywords of :mod:`.memory`'s estimators."""
+        return {
+            "per_atom": self.memory_per_atom_bytes,
+            "per_pair": self.memory_per_pair_bytes,
+            "overhead": self.memory_overhead_bytes,
+        }
 
     def evaluate(self, structures: list[Atoms], properties: tuple[str, ...]) -> list[dict]:
         """D3 energy (eV), forces (eV/Å) and stress (eV/Å³, Voigt) of each structure."""

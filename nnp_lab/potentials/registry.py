@@ -28,6 +28,8 @@ __all__ = [
     "suggest_models",
     "resolve_device",
     "clear_cache",
+    "shipped_file",
+    "require_shipped_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -280,6 +282,33 @@ def _package_installed(name: str) -> bool:
     from importlib.util import find_spec
 
     return find_spec(name) is not None
+
+
+def shipped_file(package: str, relative: str) -> Path | None:
+    """The file ``relative`` inside the installed ``package`` (e.g. weights its wheel ships),
+    found without importing the package; None when the package is not installed."""
+    from importlib.util import find_spec
+
+    spec = find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / relative
+
+
+def require_shipped_file(name: str, package: str, relative: str) -> Path:
+    """:func:`shipped_file` for loading model ``name``; a clear error when the package is not
+    installed (``ModuleNotFoundError``) or lacks the file (``FileNotFoundError``)."""
+    path = shipped_file(package, relative)
+    if path is None:
+        raise ModuleNotFoundError(
+            f"{name} needs the {package} package: pip install {package} (its wheel ships the "
+            "weights)"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{name}: weights {path} are missing from the installed {package}; reinstall {package}"
+        )
+    return path
 
 
 def forget(path: str | os.PathLike) -> None:

@@ -12,7 +12,6 @@ forward/backward pass.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import warnings
 from pathlib import Path
@@ -24,7 +23,7 @@ from ase.data import atomic_numbers
 from nnp_lab.errors import InputError
 from nnp_lab.potentials.base import Potential
 from nnp_lab.potentials.memory import batch_bounds
-from nnp_lab.potentials.registry import ModelSpec
+from nnp_lab.potentials.registry import ModelSpec, require_shipped_file, shipped_file
 
 __all__ = ["SevenNetPotential", "specs"]
 
@@ -93,16 +92,8 @@ _MODELS = {
 }
 
 
-def _package_dir() -> Path | None:
-    spec = importlib.util.find_spec("sevenn")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def _checkpoint_path(relative: str) -> Path | None:
-    root = _package_dir()
-    return None if root is None else root / relative
+    return shipped_file("sevenn", relative)
 
 
 @functools.lru_cache(maxsize=None)
@@ -251,15 +242,7 @@ def _loader(name: str):
     relative, modal, level, _ = _MODELS[name]
 
     def load(device: str) -> Potential:
-        path = _checkpoint_path(relative)
-        if path is None:
-            raise ModuleNotFoundError(
-                f"{name} needs the sevenn package: pip install sevenn (its wheel ships the weights)"
-            )
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{name}: checkpoint {path} is missing from the installed sevenn; reinstall sevenn"
-            )
+        path = require_shipped_file(name, "sevenn", relative)
         citation = _CITATION_MF if modal else _CITATION
         if name in _OWN_IMPLEMENTATION:
             from nnp_lab.potentials.sevennet_fast import SevenNetFastPotential
@@ -286,7 +269,7 @@ def specs() -> list[ModelSpec]:
                 licence="MIT",
                 description=description,
                 package="sevenn",
-                weights=functools.partial(_checkpoint_path, relative),
+                weights=functools.partial(shipped_file, "sevenn", relative),
                 elements=functools.partial(_covered, relative),
             )
         )

@@ -53,7 +53,8 @@ class EnergyModel(torch.nn.Module):
 
     Subclasses store their constructor arguments in ``self.config`` (JSON-able) and set
     ``cutoff`` (Å) and ``elements`` (atomic numbers covered), then implement
-    :meth:`forward`.
+    :meth:`atomic_energies` (:meth:`forward` sums them per structure) or :meth:`forward`
+    itself.
     """
 
     cutoff: float
@@ -94,7 +95,26 @@ class EnergyModel(torch.nn.Module):
         n_structures
             Number of structures in the batch.
         """
-        raise NotImplementedError
+        atomic = self.atomic_energies(numbers, edge_index, edge_vectors)
+        energy = torch.zeros(n_structures, dtype=atomic.dtype, device=atomic.device)
+        return energy.index_add(0, batch, atomic)
+
+    def atomic_energies(
+        self,
+        numbers: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_vectors: torch.Tensor,
+    ) -> torch.Tensor:
+        """Per-atom energies (eV), shape ``(n_atoms,)``, that :meth:`forward` sums.
+
+        Parameters
+        ----------
+        numbers, edge_index, edge_vectors
+            As in :meth:`forward`.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither atomic_energies nor forward"
+        )
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> EnergyModel:
@@ -138,7 +158,7 @@ class LennardJones(EnergyModel):
         self.log_epsilon = torch.nn.Parameter(torch.tensor(np.log(epsilon), dtype=torch.float64))
         self.log_sigma = torch.nn.Parameter(torch.tensor(np.log(sigma), dtype=torch.float64))
 
-    def forward(self, numbers, edge_index, edge_vectors, batch, n_structures):
+    def atomic_energies(self, numbers, edge_index, edge_vectors):
         eps = self.log_epsilon.exp()
         sigma = self.log_sigma.exp()
         r2 = (edge_vectors * edge_vectors).sum(dim=1)
@@ -147,9 +167,7 @@ class LennardJones(EnergyModel):
         pair = 4 * eps * ((sr6 * sr6 - sr6) - (src6 * src6 - src6))
         # Each pair appears twice (i->j and j->i): half of it belongs to atom i.
         atomic = torch.zeros(numbers.shape[0], dtype=pair.dtype, device=pair.device)
-        atomic = atomic.index_add(0, edge_index[0], 0.5 * pair)
-        energy = torch.zeros(n_structures, dtype=pair.dtype, device=pair.device)
-        return energy.index_add(0, batch, atomic)
+        return atomic.index_add(0, edge_index[0], 0.5 * pair)
 
 
 def _neighbours(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -358,12 +376,13 @@ class TorchModelPotential(Potential):
         energy, forces, virial = graph.energy_forces_virial(self.model, stress=want_stress)
         e = energy.detach().cpu().numpy().astype(np.float64)
         f = forces.detach().cpu().numpy().astype(np.float64)
+        v = None if virial is None else virial.detach().cpu().numpy().astype(np.float64)
         results = []
         start = 0
         for k, atoms in enumerate(structures):
             res = {"energy": float(e[k]), "forces": f[start : start + len(atoms)].copy()}
-            if want_stress and has_stress(atoms):
-                sigma = virial[k].detach().cpu().numpy().astype(np.float64) / atoms.get_volume()
+            if v is not None and has_stress(atoms):
+                sigma = v[k] / atoms.get_volume()
                 res["stress"] = sigma[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
             results.append(res)
             start += len(atoms)

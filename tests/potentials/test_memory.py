@@ -220,7 +220,7 @@ def test_cgroup_v1_limit_and_unlimited_value(tmp_path):
     assert limit.available == 6_000_000_000 - 1_000_000_000
     # nothing but the unlimited root: no cgroup limit
     (tmp_path / "cgroup/memory/docker/abc/memory.limit_in_bytes").write_text(unlimited)
-    memory._discovered.clear()
+    memory.forget_cgroup_discovery()
     assert available_memory("cpu", rlimit_as=NO_RLIMIT, **paths).source == "available RAM"
 
 

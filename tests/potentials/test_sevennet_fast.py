@@ -8,11 +8,11 @@ from ase.build import bulk
 from nnp_lab import build
 from nnp_lab.potentials import load_potential
 from nnp_lab.potentials.sevennet import _MODELS, _checkpoint_path
+from nnp_lab.potentials._sevennet_convolution import Convolution
+from nnp_lab.potentials._sevennet_geometry import PathBlock
 from nnp_lab.potentials.sevennet_fast import (
     SILU_SECOND_MOMENT_CONSTANT,
     SevenNetFastPotential,
-    _Convolution,
-    _PathBlock,
     load_sevennet_checkpoint,
     spherical_harmonics,
 )
@@ -147,7 +147,7 @@ def test_conventions_match_e3nn_and_the_checkpoint():
     state, _ = load_sevennet_checkpoint(_checkpoint_path(_MODELS["sevennet-0"][0]))
     buffers = {k.rsplit("_w3j_", 1)[1]: v for k, v in state.items() if "_w3j_" in k}
     for l1 in range(3):
-        block = _PathBlock.build(l1, 2)
+        block = PathBlock.build(l1, 2)
         coupling = block.coupling(state).view(9, len(block.rows), 2 * l1 + 1)
         for k, (l2, l3) in enumerate(block.paths):
             rows = [r for r, (kk, _, _) in enumerate(block.rows) if kk == k]
@@ -169,7 +169,7 @@ def test_convolution_backward_is_the_gradient():
     """The hand-written backward of the edge convolution against finite differences."""
     gen = torch.Generator().manual_seed(0)
     n_atoms, n_pairs, mul = 5, 11, 3
-    block = _PathBlock.build(1, 2)
+    block = PathBlock.build(1, 2)
     rows = len(block.rows)
     segments = block.segments(2)
     layout = ((0, rows, segments),)
@@ -186,6 +186,6 @@ def test_convolution_backward_is_the_gradient():
     w, x, a = rnd(n_pairs, n_w), rnd(n_atoms, 3, mul), rnd(2 * n_pairs, rows, 3)
 
     def fn(w, x, a):
-        return _Convolution.apply(layout, sender, receiver, w, x, a, row_path)[0]
+        return Convolution.apply(layout, sender, receiver, w, x, a, row_path)[0]
 
     assert torch.autograd.gradcheck(fn, (w, x, a), eps=1e-6, atol=1e-6, fast_mode=True)
