@@ -37,7 +37,7 @@ class BuildPyWithFrontend(build_py):
     def run(self) -> None:
         super().run()
         if getattr(self, "editable_mode", False):
-            return  # the source tree is used directly; viewer.py falls back to ../../widgets
+            return  # the source tree is used directly; _frontend.py falls back to ../../widgets
         target = Path(self.build_lib) / "nnp_lab" / "widgets" / "static"
         target.mkdir(parents=True, exist_ok=True)
         for name in FRONTEND_FILES:

@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 from nnp_lab.build.adsorption import SITE_KINDS, Site, add_adsorbate, adsorption_sites
+from nnp_lab.build.composition import parse_composition
 from nnp_lab.build.crystals import (
     CRYSTAL_STRUCTURES,
     bulk,
@@ -46,6 +47,7 @@ __all__ = [
     "molecule",
     "molecule_names",
     "nanoparticle",
+    "parse_composition",
     "supercell",
     "surface",
     "vacancy",

@@ -18,6 +18,9 @@ second:
 
 Deliveries never run concurrently and never out of order: every delivery happens while holding
 ``lock`` (an :class:`threading.RLock` that the widget also takes around its own state syncs).
+
+:class:`EventLog` is the other half for a live run: the engine thread records its events, and
+each throttled update takes the batch recorded since the previous one.
 """
 
 from __future__ import annotations
@@ -27,11 +30,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from nnp_lab.errors import InputError
 
-__all__ = ["FrameThrottle"]
+__all__ = ["EventLog", "FrameThrottle"]
 
 logger = logging.getLogger(__name__)
 
@@ -237,3 +240,52 @@ class FrameThrottle(Generic[T]):
                     self._do_deliver(frame)  # type: ignore[arg-type]
                 except Exception:  # a failed send must not kill the worker
                     logger.exception("delivering a throttled frame failed")
+
+
+class EventLog:
+    """Events recorded by a producer thread, taken in batches by the UI (thread-safe).
+
+    The engine thread only records (a lock and a list append); the UI takes everything
+    recorded since its last batch when its throttled update runs.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[Any] = []
+        self._due = False  # an update was asked for and has not taken its batch yet
+        self._latest: Any = None
+        self._first: tuple[Any, float] | None = None
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Number of events recorded so far."""
+        return self._count
+
+    def record(self, event: Any) -> bool:
+        """Record ``event``; returns whether the UI must be asked for an update.
+
+        ``False`` while an update is already due: it will take this event too.
+        """
+        with self._lock:
+            self._pending.append(event)
+            self._latest = event
+            if self._first is None:
+                self._first = (event, time.perf_counter())
+            self._count += 1
+            if self._due:
+                return False
+            self._due = True
+            return True
+
+    def take(self) -> tuple[list[Any], Any]:
+        """The events recorded since the last call, and the newest event ever (or None)."""
+        with self._lock:
+            events, self._pending = self._pending, []
+            self._due = False
+            return events, self._latest
+
+    def ends(self) -> tuple[Any, tuple[Any, float] | None]:
+        """The newest event, and the first with the ``time.perf_counter()`` it arrived at."""
+        with self._lock:
+            return self._latest, self._first

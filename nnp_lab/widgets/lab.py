@@ -32,27 +32,16 @@ from ase import Atoms
 
 from nnp_lab.errors import InputError
 from nnp_lab.potentials import DEFAULT_MODEL, Potential, list_potentials, load_potential
-from nnp_lab.widgets.builders import (
-    DEFAULT_MD_OPTIONS,
-    DEFAULT_RELAX_OPTIONS,
-    MoleculeBuilder,
-    NanoparticleBuilder,
-    RunLauncher,
-    SlabBuilder,
-    BuilderPanel,
-    Hint,
-    describe_error,
-    error_html,
-    info_html,
-    ok_html,
-)
+from nnp_lab.widgets._html import describe_error, error_html, info_html, ok_html
+from nnp_lab.widgets._launcher import RunLauncher
+from nnp_lab.widgets._panels import BuilderPanel, Hint, text_box
+from nnp_lab.widgets._run_settings import RunSettings
+from nnp_lab.widgets.builders import MoleculeBuilder, NanoparticleBuilder, SlabBuilder
 
 __all__ = ["Lab", "RunSettings", "FilePanel", "SAVE_CHOICES"]
 
 logger = logging.getLogger(__name__)
 
-_DESC = {"description_width": "130px"}
-_FIELD = widgets.Layout(width="300px")
 #: Files larger than this get no download link (the data URL would bloat the notebook).
 MAX_DOWNLOAD_BYTES = 20 * 1024**2
 #: What :meth:`Lab.save` can write.
@@ -63,179 +52,6 @@ SAVE_CHOICES: dict[str, str] = {
     "frames": "last run's frames (trajectory)",
 }
 _GIVEN = "__given__"
-
-
-# ---------------------------------------------------------------------------------------------
-# Run settings
-# ---------------------------------------------------------------------------------------------
-
-
-class RunSettings(widgets.VBox):
-    """Settings of the Relax and MD buttons: two columns of input widgets.
-
-    Relaxation: ``fmax`` (eV/Å), ``steps``, ``optimizer``, ``cell`` (also relax the cell;
-    periodic structures only). MD: ``ensemble`` (NVE / NVT / NPT), ``thermostat`` (``default``
-    = Langevin for NVT, Nose–Hoover for NPT), ``temperature`` (K), ``timestep`` (fs),
-    ``steps``, ``record every`` (steps between live frames) and ``pressure`` (bar, NPT only).
-
-    Parameters
-    ----------
-    relax_options, md_options
-        Initial values, merged onto :data:`~nnp_lab.widgets.builders.DEFAULT_RELAX_OPTIONS` /
-        :data:`~nnp_lab.widgets.builders.DEFAULT_MD_OPTIONS`.
-    """
-
-    def __init__(
-        self,
-        relax_options: dict[str, Any] | None = None,
-        md_options: dict[str, Any] | None = None,
-    ) -> None:
-        from nnp_lab.simulate import ENSEMBLES, OPTIMIZERS, THERMOSTATS
-
-        r = {**DEFAULT_RELAX_OPTIONS, **(relax_options or {})}
-        m = {**DEFAULT_MD_OPTIONS, **(md_options or {})}
-        self.fmax = widgets.BoundedFloatText(
-            value=r["fmax"],
-            min=1e-4,
-            max=100.0,
-            step=0.01,
-            description="fmax (eV/Å)",
-            style=_DESC,
-            layout=_FIELD,
-        )
-        self.relax_steps = widgets.BoundedIntText(
-            value=r["steps"],
-            min=0,
-            max=1_000_000,
-            description="max steps",
-            style=_DESC,
-            layout=_FIELD,
-        )
-        optimizer = str(r["optimizer"])
-        options = list(OPTIMIZERS)
-        match = next((o for o in options if o.lower() == optimizer.lower()), None)
-        self.optimizer = widgets.Dropdown(
-            options=options,
-            value=match or "FIRE",
-            description="optimizer",
-            style=_DESC,
-            layout=_FIELD,
-        )
-        self.cell = widgets.Checkbox(
-            value=bool(r["cell"]),
-            description="relax the cell too (periodic only)",
-            indent=False,
-            layout=_FIELD,
-        )
-        self.ensemble = widgets.Dropdown(
-            options=[(e.upper(), e) for e in ENSEMBLES],
-            value=str(m["ensemble"]).lower(),
-            description="ensemble",
-            style=_DESC,
-            layout=_FIELD,
-        )
-        self.thermostat = widgets.Dropdown(
-            options=["default", *THERMOSTATS],
-            value=m["thermostat"] or "default",
-            description="thermostat",
-            style=_DESC,
-            layout=_FIELD,
-        )
-        self.temperature = widgets.BoundedFloatText(
-            value=m["temperature_K"],
-            min=0.0,
-            max=100_000.0,
-            step=10.0,
-            description="temperature (K)",
-            style=_DESC,
-            layout=_FIELD,
-        )
-        self.timestep = widgets.BoundedFloatText(
-            value=m["timestep_fs"],
-            min=0.01,
-            max=20.0,
-            step=0.25,
-            description="timestep (fs)",
-            style=_DESC,
-            layout=_FIELD,
-        )
-        self.md_steps = widgets.BoundedIntText(
-            value=m["steps"],
-            min=0,
-            max=10_000_000,
-            description="steps",
-            style=_DESC,
-            layout=_FIELD,
-        )
-        self.interval = widgets.BoundedIntText(
-            value=m.get("interval", 5),
-            min=1,
-            max=100_000,
-            description="record every",
-            style=_DESC,
-            layout=_FIELD,
-        )
-        self.pressure = widgets.FloatText(
-            value=m.get("pressure_bar") or 1.0,
-            description="pressure (bar)",
-            style=_DESC,
-            layout=_FIELD,
-        )
-        self.ensemble.observe(lambda _c: self._sync_enabled(), names="value")
-        self._sync_enabled()
-        relax_box = widgets.VBox(
-            [
-                widgets.HTML("<b>Relaxation</b>"),
-                self.fmax,
-                self.relax_steps,
-                self.optimizer,
-                self.cell,
-            ]
-        )
-        md_box = widgets.VBox(
-            [
-                widgets.HTML("<b>Molecular dynamics</b>"),
-                self.ensemble,
-                self.thermostat,
-                self.temperature,
-                self.timestep,
-                self.md_steps,
-                self.interval,
-                self.pressure,
-            ]
-        )
-        super().__init__([widgets.HBox([relax_box, md_box])])
-
-    def _sync_enabled(self) -> None:
-        ensemble = self.ensemble.value
-        self.thermostat.disabled = ensemble == "nve"
-        self.temperature.description = "initial T (K)" if ensemble == "nve" else "temperature (K)"
-        self.pressure.disabled = ensemble != "npt"
-
-    def relax_options(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`~nnp_lab.simulate.Relaxation` from the widgets."""
-        return {
-            "fmax": float(self.fmax.value),
-            "steps": int(self.relax_steps.value),
-            "optimizer": self.optimizer.value,
-            "cell": bool(self.cell.value),
-        }
-
-    def md_options(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`~nnp_lab.simulate.MolecularDynamics` from the widgets."""
-        ensemble = self.ensemble.value
-        options: dict[str, Any] = {
-            "ensemble": ensemble,
-            "temperature_K": float(self.temperature.value),
-            "timestep_fs": float(self.timestep.value),
-            "steps": int(self.md_steps.value),
-            "interval": int(self.interval.value),
-        }
-        if ensemble != "nve" and self.thermostat.value != "default":
-            options["thermostat"] = self.thermostat.value
-        if ensemble == "npt":
-            options["pressure_bar"] = float(self.pressure.value)
-        return options
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,21 +85,8 @@ class FilePanel(BuilderPanel):
         self.upload = widgets.FileUpload(
             accept="", multiple=False, description="Upload", layout=widgets.Layout(width="330px")
         )
-        self.path = widgets.Text(
-            value=str(path),
-            description="or path",
-            placeholder="structure.cif, POSCAR, run.traj",
-            continuous_update=False,
-            style={"description_width": "110px"},
-            layout=widgets.Layout(width="330px"),
-        )
-        self.index = widgets.Text(
-            value="-1",
-            description="frame index",
-            continuous_update=False,
-            style={"description_width": "110px"},
-            layout=widgets.Layout(width="330px"),
-        )
+        self.path = text_box(str(path), "or path", "structure.cif, POSCAR, run.traj")
+        self.index = text_box("-1", "frame index")
         self._inputs_cache = [self.upload, self.path, self.index]
         super().__init__(potential, **kwargs)
 
@@ -401,7 +204,45 @@ class Lab(widgets.VBox):
         self.saved_path: Path | None = None
         """Where :meth:`save` last wrote a file."""
 
-        # -- model picker (metadata only; nothing is loaded here) --
+        model_row = self._model_picker(potential, d3)
+
+        # -- runs --
+        self.settings = RunSettings(relax_options, md_options)
+        self.launcher = RunLauncher(
+            self.get_potential,
+            relax_options=self.settings.relax_options,
+            md_options=self.settings.md_options,
+        )
+        self.launcher.on_finished(self._run_finished)
+
+        # -- builders --
+        launcher = self.launcher
+        self.builders: dict[str, BuilderPanel] = {
+            "molecule": MoleculeBuilder(launcher=launcher, viewer_height=viewer_height),
+            "slab": SlabBuilder(launcher=launcher, viewer_height=viewer_height),
+            "nanoparticle": NanoparticleBuilder(launcher=launcher, viewer_height=viewer_height),
+            "file": FilePanel(launcher=launcher, viewer_height=viewer_height),
+        }
+        self.tabs = widgets.Tab(children=list(self.builders.values()))
+        for i, title in enumerate(("Molecule", "Slab", "Nanoparticle", "File")):
+            self.tabs.set_title(i, title)
+
+        self.extras = widgets.Accordion(children=[self.settings, self._save_controls()])
+        self.extras.set_title(0, "Run settings (Relax / MD buttons)")
+        self.extras.set_title(1, "Save the result")
+        self.extras.selected_index = None
+
+        header = widgets.HTML(
+            "<b>nnp_lab</b> — build a structure in a tab, press Relax or MD: the picked model "
+            "runs in this kernel and the run appears below, live."
+        )
+        super().__init__(
+            [header, model_row, self.tabs, self.extras, self.launcher.status, self.launcher.area]
+        )
+        self.add_class("nnp-lab")
+
+    def _model_picker(self, potential: str | Potential | None, d3: bool) -> widgets.HBox:
+        """The model dropdown, the D3 toggle and the model's description (nothing is loaded)."""
         self._table = list_potentials()
         options: list[tuple[str, str]] = []
         for row in self._table.itertuples(index=False):
@@ -409,8 +250,8 @@ class Lab(widgets.VBox):
             if str(row.offline) != "yes":
                 label += " (not installed)"
             options.append((label, str(row.name)))
-        if self._given is not None:
-            options.insert(0, (f"{self._given.name} (passed to Lab)", _GIVEN))
+        if isinstance(potential, Potential):
+            options.insert(0, (f"{potential.name} (passed to Lab)", _GIVEN))
             initial = _GIVEN
         else:
             initial = (potential or DEFAULT_MODEL).lower()
@@ -436,29 +277,10 @@ class Lab(widgets.VBox):
         self.model.observe(lambda _c: self._show_model_info(), names="value")
         self.d3.observe(lambda _c: self._show_model_info(), names="value")
         self._show_model_info()
+        return widgets.HBox([self.model, self.d3, self.model_info])
 
-        # -- runs --
-        self.settings = RunSettings(relax_options, md_options)
-        self.launcher = RunLauncher(
-            self.get_potential,
-            relax_options=self.settings.relax_options,
-            md_options=self.settings.md_options,
-        )
-        self.launcher.on_finished(self._run_finished)
-
-        # -- builders --
-        common = {"launcher": self.launcher, "viewer_height": viewer_height}
-        self.builders: dict[str, BuilderPanel] = {
-            "molecule": MoleculeBuilder(**common),
-            "slab": SlabBuilder(**common),
-            "nanoparticle": NanoparticleBuilder(**common),
-            "file": FilePanel(**common),
-        }
-        self.tabs = widgets.Tab(children=list(self.builders.values()))
-        for i, title in enumerate(("Molecule", "Slab", "Nanoparticle", "File")):
-            self.tabs.set_title(i, title)
-
-        # -- saving --
+    def _save_controls(self) -> widgets.VBox:
+        """What to save, the file name, the Save button and its status line."""
         self.save_what = widgets.Dropdown(
             options=[(text, key) for key, text in SAVE_CHOICES.items()],
             value="auto",
@@ -476,7 +298,7 @@ class Lab(widgets.VBox):
         self.save_button = widgets.Button(description="Save", icon="save", button_style="success")
         self.save_button.on_click(lambda _b: self._save_clicked())
         self.save_status = widgets.HTML()
-        save_box = widgets.VBox(
+        return widgets.VBox(
             [
                 widgets.HTML(
                     info_html(
@@ -489,20 +311,6 @@ class Lab(widgets.VBox):
                 self.save_status,
             ]
         )
-        self.extras = widgets.Accordion(children=[self.settings, save_box])
-        self.extras.set_title(0, "Run settings (Relax / MD buttons)")
-        self.extras.set_title(1, "Save the result")
-        self.extras.selected_index = None
-
-        header = widgets.HTML(
-            "<b>nnp_lab</b> — build a structure in a tab, press Relax or MD: the picked model "
-            "runs in this kernel and the run appears below, live."
-        )
-        model_row = widgets.HBox([self.model, self.d3, self.model_info])
-        super().__init__(
-            [header, model_row, self.tabs, self.extras, self.launcher.status, self.launcher.area]
-        )
-        self.add_class("nnp-lab")
 
     # ------------------------------------------------------------------ model
     @property

@@ -17,7 +17,7 @@ from ase.constraints import FixAtoms
 from nnp_lab.errors import InputError
 from nnp_lab.widgets import MoleculeBuilder, NanoparticleBuilder, SlabBuilder
 from nnp_lab.widgets import builders
-from nnp_lab.widgets.builders import RunLauncher, parse_composition
+from nnp_lab.widgets.builders import RunLauncher
 
 RUN_TIMEOUT_S = 300  # a hang guard only
 
@@ -252,16 +252,6 @@ def test_nanoparticle_errors_inline(values, expected) -> None:
     nb = NanoparticleBuilder("Cu")
     assert nb.set(**values) is None
     assert nb.atoms is None and expected in nb.error_message
-
-
-def test_parse_composition() -> None:
-    assert parse_composition(" Pt ") == "Pt"
-    assert parse_composition("Pt3Ni") == "Pt3Ni"
-    assert parse_composition("Pt:0.2,Pd:0.8") == {"Pt": 0.2, "Pd": 0.8}
-    assert parse_composition("Pt=1; Pd = 3") == {"Pt": 1.0, "Pd": 3.0}
-    assert parse_composition("Pt, Pd") == {"Pt": 1.0, "Pd": 1.0}
-    with pytest.raises(InputError, match="not a number"):
-        parse_composition("Pt:x")
 
 
 # ---------------------------------------------------------------------------------------------

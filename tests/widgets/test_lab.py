@@ -95,11 +95,11 @@ def test_settings_map_to_run_options(lab: Lab) -> None:
     }
     s.ensemble.value = "nve"
     md = lab.launcher.options("md")
-    assert md["ensemble"] == "nve" and "thermostat" not in md and "pressure_bar" not in md
+    assert md["ensemble"] == "nve" and "thermostat" not in md and "pressure_GPa" not in md
     assert s.thermostat.disabled and s.pressure.disabled
-    s.ensemble.value, s.thermostat.value, s.pressure.value = "npt", "nose-hoover", 5.0
+    s.ensemble.value, s.thermostat.value, s.pressure.value = "npt", "nose-hoover", 0.5
     md = lab.launcher.options("md")
-    assert md["thermostat"] == "nose-hoover" and md["pressure_bar"] == 5.0
+    assert md["thermostat"] == "nose-hoover" and md["pressure_GPa"] == 0.5
     s.ensemble.value, s.thermostat.value, s.temperature.value, s.timestep.value = (
         "nvt",
         "bussi",

@@ -31,7 +31,8 @@ from ase.constraints import FixAtoms
 from nnp_lab.errors import SimulationError
 from nnp_lab.simulate import MolecularDynamics, NEBRun, Relaxation, relax
 from nnp_lab.widgets import LiveRun, watch
-from nnp_lab.widgets.live import MAX_PLOT_RATE_HZ, _KernelPump
+from nnp_lab.widgets._kernel_pump import KernelPump
+from nnp_lab.widgets.live import MAX_PLOT_RATE_HZ
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -373,7 +374,7 @@ def test_live_true_outside_kernel_falls_back_to_tqdm(cluster: Atoms, capsys: Any
     from nnp_lab.display import in_notebook, live_display
 
     assert not in_notebook() and live_display("run") is None
-    assert _KernelPump.create() is None
+    assert KernelPump.create() is None
     result = relax(cluster, "emt", steps=20, live=True)
     assert result.n_steps > 0
     err = capsys.readouterr().err
