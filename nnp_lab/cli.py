@@ -80,7 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="langevin",
         help="langevin, bussi or nose-hoover (default: %(default)s)",
     )
-    p.add_argument("--pressure", type=float, default=None, help="pressure in bar (npt)")
+    p.add_argument(
+        "--pressure-gpa", type=float, default=None, help="external pressure in GPa (npt)"
+    )
+    p.add_argument(
+        "--pressure",
+        type=float,
+        default=None,
+        help="deprecated: external pressure in bar (npt); use --pressure-gpa",
+    )
     p.add_argument(
         "--timestep", type=float, default=1.0, help="time step in fs (default: %(default)s)"
     )
@@ -132,10 +140,36 @@ def _potential(args: argparse.Namespace):
     return load_potential(args.model, device=args.device, dispersion="d3" if args.d3 else None)
 
 
-def _run_with_progress(run, total: int):
+def _run(run_cls: type, structures: list, args: argparse.Namespace, **keywords):
+    """Build ``run_cls(*structures, potential, **keywords)`` and run it with a progress bar
+    on stderr; returns the result."""
     from nnp_lab.simulate._run import run_to_end
 
-    return run_to_end(run, live=True, total=total)
+    run = run_cls(*structures, _potential(args), **keywords)
+    return run_to_end(run, live=True, total=args.steps)
+
+
+def _exit_code(result, converged: bool = True) -> int:
+    if result.stopped:
+        return EXIT_INTERRUPTED
+    return 0 if converged else EXIT_FAILED
+
+
+def _pressure_GPa(args: argparse.Namespace) -> float | None:
+    """``--pressure-gpa``, or the deprecated ``--pressure`` (bar) converted, with a note."""
+    if args.pressure is None:
+        return args.pressure_gpa
+    from nnp_lab.simulate._keywords import GPA_PER_BAR
+
+    if args.pressure_gpa is not None:
+        raise InputError(
+            "give the pressure once, with --pressure-gpa (GPa); --pressure (bar) is deprecated"
+        )
+    print(
+        "nnp-lab: --pressure (bar) is deprecated; use --pressure-gpa (1 bar = 1e-4 GPa)",
+        file=sys.stderr,
+    )
+    return args.pressure * GPA_PER_BAR
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -168,26 +202,23 @@ def _cmd_relax(args: argparse.Namespace) -> int:
 
     from nnp_lab.simulate import Relaxation
 
-    atoms = _read(args.input, args.index)
-    run = Relaxation(
-        atoms,
-        _potential(args),
+    result = _run(
+        Relaxation,
+        [_read(args.input, args.index)],
+        args,
         fmax=args.fmax,
         steps=args.steps,
         optimizer=args.optimizer,
         cell=args.cell,
         trajectory=args.trajectory,
     )
-    result = _run_with_progress(run, args.steps)
     write(args.output, result.atoms)
     state = "converged" if result.converged else "NOT converged"
     print(
         f"{state} in {result.n_steps} steps: E = {result.energy:.6f} eV, "
         f"fmax = {result.fmax:.4f} eV/Å -> {args.output}"
     )
-    if result.stopped:
-        return EXIT_INTERRUPTED
-    return 0 if result.converged else EXIT_FAILED
+    return _exit_code(result, result.converged)
 
 
 def _cmd_md(args: argparse.Namespace) -> int:
@@ -195,27 +226,26 @@ def _cmd_md(args: argparse.Namespace) -> int:
 
     from nnp_lab.simulate import MolecularDynamics
 
-    atoms = _read(args.input, args.index)
-    run = MolecularDynamics(
-        atoms,
-        _potential(args),
+    result = _run(
+        MolecularDynamics,
+        [_read(args.input, args.index)],
+        args,
         ensemble=args.ensemble,
         temperature_K=args.temperature,
         timestep_fs=args.timestep,
         steps=args.steps,
         thermostat=args.thermostat,
-        pressure_bar=args.pressure,
+        pressure_GPa=_pressure_GPa(args),
         interval=args.interval,
         trajectory=args.output,
         seed=args.seed,
     )
-    result = _run_with_progress(run, args.steps)
     temps = np.asarray(result.temperature_K)
     print(
         f"{result.n_steps} steps ({result.time_ps[-1]:.3f} ps): mean T = {temps.mean():.1f} K, "
         f"final E_pot = {result.potential_energy[-1]:.6f} eV, {len(temps)} frames -> {args.output}"
     )
-    return EXIT_INTERRUPTED if result.stopped else 0
+    return _exit_code(result)
 
 
 def _cmd_neb(args: argparse.Namespace) -> int:
@@ -223,12 +253,10 @@ def _cmd_neb(args: argparse.Namespace) -> int:
 
     from nnp_lab.simulate import NEBRun
 
-    initial = _read(args.initial, args.index)
-    final = _read(args.final, args.index)
-    run = NEBRun(
-        initial,
-        final,
-        _potential(args),
+    result = _run(
+        NEBRun,
+        [_read(args.initial, args.index), _read(args.final, args.index)],
+        args,
         n_images=args.images,
         climb=not args.no_climb,
         fmax=args.fmax,
@@ -236,16 +264,13 @@ def _cmd_neb(args: argparse.Namespace) -> int:
         interpolation=args.interpolation,
         trajectory=args.trajectory,
     )
-    result = _run_with_progress(run, args.steps)
     write(args.output, result.images)
     state = "converged" if result.converged else "NOT converged"
     print(
         f"{state} in {result.n_steps} iterations: forward barrier {result.forward_barrier:.4f} eV, "
         f"backward {result.backward_barrier:.4f} eV, highest image {result.highest_image} -> {args.output}"
     )
-    if result.stopped:
-        return EXIT_INTERRUPTED
-    return 0 if result.converged else EXIT_FAILED
+    return _exit_code(result, result.converged)
 
 
 _COMMANDS = {

@@ -259,88 +259,126 @@ def check_potential(
         Measured deviations, tolerances, the scales behind them, and failures.
     """
     tol = tolerances or Tolerances.for_dtype(potential.dtype)
-    eps, delta = tol.eps, tol.delta
-    rng = np.random.default_rng(seed)
-    report = ContractReport(potential=potential.name)
-    n = len(atoms)
+    check = _ContractCheck(potential, atoms, tol, np.random.default_rng(seed))
+    if check.reference_is_usable():
+        curvature = check.forces_vs_fd(n_fd_atoms)
+        check.stress_vs_fd()
+        base = check.invariances(curvature)
+        check.batch_vs_single(base)
+        check.calculator_vs_evaluate()
+    if raise_on_failure and not check.report.passed:
+        raise AssertionError(str(check.report))
+    return check.report
 
-    def record(key: str, value: float, limit: float) -> None:
+
+class _ContractCheck:
+    """The steps of :func:`check_potential`, sharing the reference evaluation, the scales
+    and the report. The steps draw from ``rng`` in the order they are called."""
+
+    def __init__(
+        self, potential: Potential, atoms: Atoms, tol: Tolerances, rng: np.random.Generator
+    ) -> None:
+        self.potential = potential
+        self.atoms = atoms
+        self.tol = tol
+        self.rng = rng
+        self.report = ContractReport(potential=potential.name)
+        self.base = _bare(atoms)
+        self.cutoff = float(getattr(potential, "cutoff", 0.0) or _DEFAULT_CUTOFF)
+
+    def record(self, key: str, value: float, limit: float) -> None:
+        report = self.report
         report.measured[key] = float(value)
         report.tolerances[key] = float(limit)
         if not value <= limit:  # also catches NaN
             report.failures.append(f"{key} = {value:.3e} > {limit:.1e}")
 
-    # Input must not be modified.
-    before = atoms.copy()
-    info_before = dict(atoms.info)
-    ref = potential.evaluate([atoms])[0]
-    unchanged = (
-        np.array_equal(before.positions, atoms.positions)
-        and np.array_equal(before.numbers, atoms.numbers)
-        and np.array_equal(np.asarray(before.cell), np.asarray(atoms.cell))
-        and np.array_equal(before.pbc, atoms.pbc)
-        and atoms.info == info_before
-    )
-    if not unchanged:
-        report.failures.append("evaluate() modified the input Atoms")
-    e0, f0 = ref["energy"], ref["forces"]
-    if f0.shape != (n, 3) or not np.all(np.isfinite(f0)) or not np.isfinite(e0):
-        report.failures.append(f"bad output: energy {e0}, forces shape {f0.shape}")
-        if raise_on_failure:
-            raise AssertionError(str(report))
-        return report
+    def reference_is_usable(self) -> bool:
+        """Evaluate the input (which must not change) and check the output's shape and
+        finiteness; sets the scales the tolerances grow with. False: nothing to compare."""
+        atoms, report = self.atoms, self.report
+        before = atoms.copy()
+        info_before = dict(atoms.info)
+        self.ref = ref = self.potential.evaluate([atoms])[0]
+        unchanged = (
+            np.array_equal(before.positions, atoms.positions)
+            and np.array_equal(before.numbers, atoms.numbers)
+            and np.array_equal(np.asarray(before.cell), np.asarray(atoms.cell))
+            and np.array_equal(before.pbc, atoms.pbc)
+            and atoms.info == info_before
+        )
+        if not unchanged:
+            report.failures.append("evaluate() modified the input Atoms")
+        self.e0, self.f0 = e0, f0 = ref["energy"], ref["forces"]
+        n = len(atoms)
+        if f0.shape != (n, 3) or not np.all(np.isfinite(f0)) or not np.isfinite(e0):
+            report.failures.append(f"bad output: energy {e0}, forces shape {f0.shape}")
+            return False
+        # Magnitudes the tolerances scale with.
+        self.sum_scale = max(abs(e0), n * self.tol.atomic_energy)  # size of the rounded sum
+        self.n_nb = _max_neighbours(atoms, self.cutoff)
+        self.accumulation = float(np.sqrt(1 + self.n_nb))
+        self.fd_rounding = self.tol.fd_ulps * self.tol.eps * self.sum_scale / self.tol.delta
+        return True
 
-    # Magnitudes the tolerances scale with.
-    sum_scale = max(abs(e0), n * tol.atomic_energy)  # size of the rounded sum over atoms
-    cutoff = float(getattr(potential, "cutoff", 0.0) or _DEFAULT_CUTOFF)
-    n_nb = _max_neighbours(atoms, cutoff)
-    accumulation = float(np.sqrt(1 + n_nb))
-
-    base = _bare(atoms)
-
-    def central(make: Any, keys: list[Any], step: float) -> tuple[np.ndarray, ...]:
+    # -- finite differences ---------------------------------------------------------------
+    def central(self, make: Any, keys: list[Any], step: float) -> tuple[np.ndarray, ...]:
         """Energies of ``make(key, +step)`` and ``make(key, -step)`` for every key, and of
         the undisplaced structure, in one batch."""
-        structures = [make(key, sign * step) for key in keys for sign in (1, -1)] + [base]
-        e = np.array([r["energy"] for r in potential.evaluate(structures, ("energy",))])
+        structures = [make(key, sign * step) for key in keys for sign in (1, -1)] + [self.base]
+        e = np.array([r["energy"] for r in self.potential.evaluate(structures, ("energy",))])
         return e[0:-1:2], e[1:-1:2], e[-1]
 
     def compare_fd(
-        key: str, make: Any, keys: list[Any], exact: np.ndarray, factor: float, rounding: float
+        self,
+        key: str,
+        make: Any,
+        keys: list[Any],
+        exact: np.ndarray,
+        factor: float,
+        rounding: float,
     ) -> tuple[np.ndarray, ...]:
         """Record max |central difference - exact|; components beyond the rounding bound are
         given their truncation error, from the same difference with twice the step."""
-        plus, minus, centre = central(make, keys, delta)
+        delta = self.tol.delta
+        plus, minus, centre = self.central(make, keys, delta)
         fd = factor * (plus - minus) / (2 * delta)
         dev = np.abs(fd - exact)
         limit = rounding
         refine = np.flatnonzero(dev > rounding)
         if len(refine):
-            plus2, minus2, _ = central(make, [keys[j] for j in refine], 2 * delta)
+            plus2, minus2, _ = self.central(make, [keys[j] for j in refine], 2 * delta)
             fd2 = factor * (plus2 - minus2) / (4 * delta)
             limit += 2.0 * float(np.max(np.abs(fd2 - fd[refine])))
-        record(key, float(np.max(dev)), limit)
+        self.record(key, float(np.max(dev)), limit)
         return plus, minus, centre
 
-    # Forces = -dE/dr by central differences.
-    def displace(key: tuple[int, int], step: float) -> Atoms:
-        d = base.copy()
-        d.positions[key] += step
-        return d
+    def forces_vs_fd(self, n_fd_atoms: int) -> float:
+        """Forces = -dE/dr by central differences; returns the largest curvature
+        ``|d²E/dx²|`` seen, from the same energies."""
+        base, n, delta = self.base, len(self.base), self.tol.delta
 
-    picks = rng.choice(n, size=min(n_fd_atoms, n), replace=False)
-    fd_rounding = tol.fd_ulps * eps * sum_scale / delta
-    keys = [(int(i), c) for i in picks for c in range(3)]
-    plus, minus, centre = compare_fd(
-        "forces_vs_fd", displace, keys, f0[picks].reshape(-1), -1.0, fd_rounding
-    )
-    # max |d²E/dx²|, all three energies from one batch (a batch-vs-single discrepancy must
-    # not pass for curvature and loosen the force tolerances)
-    curvature = float(np.max(np.abs(plus + minus - 2 * centre))) / delta**2
+        def displace(key: tuple[int, int], step: float) -> Atoms:
+            d = base.copy()
+            d.positions[key] += step
+            return d
 
-    # Stress = (1/V) dE/d(strain) by central differences.
-    volume = atoms.get_volume() if has_stress(atoms) else None
-    if volume is not None and "stress" in ref:
+        picks = self.rng.choice(n, size=min(n_fd_atoms, n), replace=False)
+        keys = [(int(i), c) for i in picks for c in range(3)]
+        exact = self.f0[picks].reshape(-1)
+        plus, minus, centre = self.compare_fd(
+            "forces_vs_fd", displace, keys, exact, -1.0, self.fd_rounding
+        )
+        # max |d²E/dx²|, all three energies from one batch (a batch-vs-single discrepancy must
+        # not pass for curvature and loosen the force tolerances)
+        return float(np.max(np.abs(plus + minus - 2 * centre))) / delta**2
+
+    def stress_vs_fd(self) -> None:
+        """Stress = (1/V) dE/d(strain) by central differences (3D periodic cells)."""
+        base = self.base
+        volume = self.atoms.get_volume() if has_stress(self.atoms) else None
+        if volume is None or "stress" not in self.ref:
+            return
 
         def strain(key: tuple[int, int], step: float) -> Atoms:
             a, b = key
@@ -354,69 +392,78 @@ def check_potential(
             return d
 
         pairs = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-        compare_fd(
-            "stress_vs_fd",
-            strain,
-            pairs,
-            np.asarray(ref["stress"]),
-            1.0 / volume,
-            fd_rounding / volume,
+        stress = np.asarray(self.ref["stress"])
+        self.compare_fd(
+            "stress_vs_fd", strain, pairs, stress, 1.0 / volume, self.fd_rounding / volume
         )
 
-    # Rotation: energy invariant, forces rotate with the structure.
-    rot = Rotation.random(random_state=int(rng.integers(1 << 31))).as_matrix()
-    rotated = base.copy()
-    rotated.positions = base.positions @ rot.T
-    if base.pbc.any():
-        rotated.set_cell(np.asarray(base.cell) @ rot.T, scale_atoms=False)
-    # Translation: a random shift.
-    shift = rng.normal(size=3)
-    translated = base.copy()
-    translated.positions = base.positions + shift
-    # Permutation.
-    perm = rng.permutation(n)
-    permuted = base[perm]
+    # -- symmetry, batching, calculator ---------------------------------------------------
+    def invariances(self, curvature: float) -> dict[str, Any]:
+        """Energy invariant and forces covariant under a random rotation, translation and
+        permutation (one batch that also holds the untransformed structure, whose result
+        is returned)."""
+        base, tol, rng, f0, e0 = self.base, self.tol, self.rng, self.f0, self.e0
+        eps = tol.eps
+        # Rotation: energy invariant, forces rotate with the structure.
+        rot = Rotation.random(random_state=int(rng.integers(1 << 31))).as_matrix()
+        rotated = base.copy()
+        rotated.positions = base.positions @ rot.T
+        if base.pbc.any():
+            rotated.set_cell(np.asarray(base.cell) @ rot.T, scale_atoms=False)
+        # Translation: a random shift.
+        shift = rng.normal(size=3)
+        translated = base.copy()
+        translated.positions = base.positions + shift
+        # Permutation.
+        perm = rng.permutation(len(base))
+        permuted = base[perm]
 
-    extent = _extent([base, rotated, translated])
-    energy_scale = sum_scale + extent * float(np.abs(f0).sum())
-    force_terms = max(float(np.abs(f0).max()), tol.atomic_energy / _BOND_LENGTH)
-    force_scale = force_terms * accumulation + curvature * extent
-    e_tol = tol.energy_ulps * eps * energy_scale
-    f_tol = tol.force_ulps * eps * force_scale
-    report.scales.update(
-        eps=eps,
-        energy=energy_scale,
-        forces=force_scale,
-        neighbours=n_nb,
-        extent=extent,
-        curvature=curvature,
-    )
-
-    batch = potential.evaluate([rotated, translated, permuted, base])
-    record("rotation_energy", abs(batch[0]["energy"] - e0), e_tol)
-    record("rotation_forces", np.max(np.abs(batch[0]["forces"] - f0 @ rot.T)), f_tol)
-    record("translation_energy", abs(batch[1]["energy"] - e0), e_tol)
-    record("translation_forces", np.max(np.abs(batch[1]["forces"] - f0)), f_tol)
-    record("permutation_energy", abs(batch[2]["energy"] - e0), e_tol)
-    record("permutation_forces", np.max(np.abs(batch[2]["forces"] - f0[perm])), f_tol)
-
-    # Batch equals singles (the un-transformed structure sits last in the batch).
-    same = rounding_tolerances(atoms, ref, potential.dtype, cutoff=cutoff, tolerances=tol)
-    record("batch_vs_single_energy", abs(batch[3]["energy"] - e0), same["energy"])
-    record("batch_vs_single_forces", np.max(np.abs(batch[3]["forces"] - f0)), same["forces"])
-    if "stress" in ref and "stress" in same:
-        report.scales["stress"] = same["stress"] / (tol.stress_ulps * eps)
-        record(
-            "batch_vs_single_stress",
-            np.max(np.abs(batch[3]["stress"] - ref["stress"])),
-            same["stress"],
+        extent = _extent([base, rotated, translated])
+        energy_scale = self.sum_scale + extent * float(np.abs(f0).sum())
+        force_terms = max(float(np.abs(f0).max()), tol.atomic_energy / _BOND_LENGTH)
+        force_scale = force_terms * self.accumulation + curvature * extent
+        e_tol = tol.energy_ulps * eps * energy_scale
+        f_tol = tol.force_ulps * eps * force_scale
+        self.report.scales.update(
+            eps=eps,
+            energy=energy_scale,
+            forces=force_scale,
+            neighbours=self.n_nb,
+            extent=extent,
+            curvature=curvature,
         )
 
-    # The ASE calculator gives the same numbers.
-    probe = atoms.copy()
-    probe.calc = potential.calculator()
-    record("calculator_vs_evaluate", abs(probe.get_potential_energy() - e0), same["energy"])
+        batch = self.potential.evaluate([rotated, translated, permuted, base])
+        for key, (res, expected) in {
+            "rotation": (batch[0], f0 @ rot.T),
+            "translation": (batch[1], f0),
+            "permutation": (batch[2], f0[perm]),
+        }.items():
+            self.record(f"{key}_energy", abs(res["energy"] - e0), e_tol)
+            self.record(f"{key}_forces", np.max(np.abs(res["forces"] - expected)), f_tol)
+        return batch[3]
 
-    if raise_on_failure and not report.passed:
-        raise AssertionError(str(report))
-    return report
+    def batch_vs_single(self, in_batch: dict[str, Any]) -> None:
+        """The structure evaluated within a batch equals it evaluated alone."""
+        tol, ref = self.tol, self.ref
+        self.same = same = rounding_tolerances(
+            self.atoms, ref, self.potential.dtype, cutoff=self.cutoff, tolerances=tol
+        )
+        self.record("batch_vs_single_energy", abs(in_batch["energy"] - self.e0), same["energy"])
+        self.record(
+            "batch_vs_single_forces", np.max(np.abs(in_batch["forces"] - self.f0)), same["forces"]
+        )
+        if "stress" in ref and "stress" in same:
+            self.report.scales["stress"] = same["stress"] / (tol.stress_ulps * tol.eps)
+            self.record(
+                "batch_vs_single_stress",
+                np.max(np.abs(in_batch["stress"] - ref["stress"])),
+                same["stress"],
+            )
+
+    def calculator_vs_evaluate(self) -> None:
+        """The ASE calculator gives the same numbers as :meth:`Potential.evaluate`."""
+        probe = self.atoms.copy()
+        probe.calc = self.potential.calculator()
+        energy = probe.get_potential_energy()
+        self.record("calculator_vs_evaluate", abs(energy - self.e0), self.same["energy"])

@@ -118,10 +118,10 @@ def choice(name: str, value: Any, choices: Mapping[str, str] | Sequence[str]) ->
     raise InputError(f"unknown {name} {value!r}; choose one of {', '.join(listed)}")
 
 
-def number_list(name: str, value: Any, *, minimum: float = 0.0) -> list[float]:
+def number_list(name: str, value: Any, *, minimum: float | None = 0.0) -> list[float]:
     """None, False, 0 or () -> ``[]``; a number -> ``[number]``; a sequence -> its numbers.
 
-    Every number must be finite and ``>= minimum``.
+    Every number must be finite and ``>= minimum`` (None: any finite number).
     """
     if value is None or value is False:
         return []

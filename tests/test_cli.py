@@ -82,6 +82,23 @@ def test_md_writes_trajectory(tmp_path, capsys):
     assert "mean T" in capsys.readouterr().out
 
 
+def test_md_pressure_in_GPa_and_the_deprecated_bar_option(tmp_path, capsys):
+    src = tmp_path / "cu.traj"
+    write(src, bulk("Cu", cubic=True) * (2, 2, 2))
+    npt = [str(src), "--ensemble", "npt", "--thermostat", "nose-hoover", "--steps", "4"]
+    npt += ["--interval", "2", "--model", "emt", "--seed", "1"]
+    assert main(["md", *npt, "-o", str(tmp_path / "gpa.traj"), "--pressure-gpa", "2.0"]) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    assert main(["md", *npt, "-o", str(tmp_path / "bar.traj"), "--pressure", "2e4"]) == 0
+    assert "--pressure (bar) is deprecated" in capsys.readouterr().err
+    gpa, bar = read(tmp_path / "gpa.traj", ":"), read(tmp_path / "bar.traj", ":")
+    assert len(gpa) == len(bar) == 3
+    assert [f.get_volume() for f in bar] == pytest.approx([f.get_volume() for f in gpa], rel=1e-12)
+    both = ["--pressure", "2e4", "--pressure-gpa", "2.0"]
+    assert main(["md", *npt, "-o", str(tmp_path / "both.traj"), *both]) == 2
+    assert "give the pressure once" in capsys.readouterr().err
+
+
 def test_neb_round_trip(tmp_path, capsys):
     slab = fcc100("Al", size=(2, 2, 3))
     add_adsorbate(slab, "Au", 1.7, "hollow")

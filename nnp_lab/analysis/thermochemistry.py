@@ -150,7 +150,7 @@ def harmonic_thermo(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "n imag modes removed": we checked
         return HarmonicThermo(
-            e, potentialenergy=float(potential_energy), ignore_imag_modes=ignore_imag_modes
+            list(e), potentialenergy=float(potential_energy), ignore_imag_modes=ignore_imag_modes
         )
 
 

@@ -35,8 +35,13 @@ class IntegratorSettings:
     friction_per_fs: float
     taut_fs: float
     taup_fs: float
-    pressure_bar: float | None
+    pressure_GPa: float | None
     rng: np.random.Generator
+
+    @property
+    def thermostatted(self) -> dict[str, Any]:
+        """The keywords every thermostatted ASE integrator takes (ASE units)."""
+        return {"timestep": self.timestep_fs * units.fs, "temperature_K": self.temperature_K}
 
 
 def _verlet(atoms: Atoms, s: IntegratorSettings) -> Any:
@@ -49,60 +54,37 @@ def _langevin(atoms: Atoms, s: IntegratorSettings) -> Any:
     from ase.md.langevin import Langevin
 
     # fixcm=False: ASE deprecates fixcm=True (it does not sample NVT exactly).
-    return Langevin(
-        atoms,
-        timestep=s.timestep_fs * units.fs,
-        temperature_K=s.temperature_K,
-        friction=s.friction_per_fs / units.fs,
-        fixcm=False,
-        rng=s.rng,
-    )
+    friction = s.friction_per_fs / units.fs
+    return Langevin(atoms, **s.thermostatted, friction=friction, fixcm=False, rng=s.rng)
 
 
 def _bussi(atoms: Atoms, s: IntegratorSettings) -> Any:
     from ase.md.bussi import Bussi
 
-    return Bussi(
-        atoms,
-        timestep=s.timestep_fs * units.fs,
-        temperature_K=s.temperature_K,
-        taut=s.taut_fs * units.fs,
-        rng=s.rng,
-    )
+    return Bussi(atoms, **s.thermostatted, taut=s.taut_fs * units.fs, rng=s.rng)
 
 
 def _nose_hoover(atoms: Atoms, s: IntegratorSettings) -> Any:
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
 
-    return NoseHooverChainNVT(
-        atoms,
-        timestep=s.timestep_fs * units.fs,
-        temperature_K=s.temperature_K,
-        tdamp=s.taut_fs * units.fs,
-    )
+    return NoseHooverChainNVT(atoms, **s.thermostatted, tdamp=s.taut_fs * units.fs)
 
 
 def _berendsen(atoms: Atoms, s: IntegratorSettings) -> Any:
     from ase.md.nvtberendsen import NVTBerendsen
 
-    return NVTBerendsen(
-        atoms,
-        timestep=s.timestep_fs * units.fs,
-        temperature_K=s.temperature_K,
-        taut=s.taut_fs * units.fs,
-    )
+    return NVTBerendsen(atoms, **s.thermostatted, taut=s.taut_fs * units.fs)
 
 
 def _mtk(atoms: Atoms, s: IntegratorSettings) -> Any:
     from ase.md.nose_hoover_chain import IsotropicMTKNPT, MTKNPT
 
     cls = IsotropicMTKNPT if s.barostat == "isotropic" else MTKNPT
-    assert s.pressure_bar is not None
+    assert s.pressure_GPa is not None  # ensemble_settings requires it for NPT
     return cls(
         atoms,
-        timestep=s.timestep_fs * units.fs,
-        temperature_K=s.temperature_K,
-        pressure_au=s.pressure_bar * units.bar,
+        **s.thermostatted,
+        pressure_au=s.pressure_GPa * units.GPa,
         tdamp=s.taut_fs * units.fs,
         pdamp=s.taup_fs * units.fs,
     )

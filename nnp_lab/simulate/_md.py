@@ -22,24 +22,22 @@ Ensembles and the ASE classes used
   :class:`ase.md.nose_hoover_chain.IsotropicMTKNPT` (``barostat="isotropic"``, default:
   the volume fluctuates, the cell shape is kept) or
   :class:`ase.md.nose_hoover_chain.MTKNPT` (``barostat="anisotropic"``: full cell
-  fluctuations); ``pressure_bar`` (converted to eV/Å³), ``taut_fs``, ``taup_fs``.
+  fluctuations); ``pressure_GPa`` (converted to eV/Å³), ``taut_fs``, ``taup_fs``.
 
 Blow-up detection
 -----------------
-After every step the run checks that the energy and forces are finite, that no atom feels a
-force above ``max_force`` (default :data:`DEFAULT_MAX_FORCE` = 50 eV/Å, far above anything a
-sane structure at MD temperatures has) and that the instantaneous temperature stays below
-``max_temperature_K`` (default: ``max(10 × target, 3000 K)``, following the target when
-:meth:`~MolecularDynamics.set_temperature` changes it). The first violation raises
-:class:`~nnp_lab.errors.SimulationError` naming the step, the cause and the trajectory file,
-which is closed cleanly first and holds every frame recorded before the failure.
+After every step the run checks that energy and forces are finite and that forces and
+temperature stay below ``max_force`` and ``max_temperature_K``
+(:mod:`nnp_lab.simulate._md_checks`); the first violation raises
+:class:`~nnp_lab.errors.SimulationError` with the trajectory so far kept.
+
+The accepted options, their defaults and the checks of which go together are in
+:mod:`nnp_lab.simulate._md_options`.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -51,14 +49,29 @@ from ase import Atoms, units
 from nnp_lab import validation
 from nnp_lab.errors import InputError, SimulationError, StructureError
 from nnp_lab.potentials import Potential, has_stress
-from nnp_lab.simulate._md_result import MDResult, MDStep
 from nnp_lab.simulate._integrators import IntegratorSettings, make_integrator, retarget
-from nnp_lab.simulate._run import (
-    Run,
-    frozen_array,
-    run_to_end,
-    snapshot,
+from nnp_lab.simulate._keywords import PRESSURE_BAR, forwarded, user_stacklevel
+from nnp_lab.simulate._md_checks import (
+    DEFAULT_MAX_FORCE,
+    checked_temperature_limit,
+    default_temperature_limit,
+    instability,
+    unstable_message,
 )
+from nnp_lab.simulate._md_options import (
+    BAROSTATS,
+    DEFAULT_FRICTION,
+    DEFAULT_TAUP_FS,
+    DEFAULT_TAUT_FS,
+    ENSEMBLES,
+    FRICTION,
+    THERMOSTATS,
+    VELOCITIES,
+    checked_seed,
+    ensemble_settings,
+)
+from nnp_lab.simulate._md_result import MDResult, MDStep
+from nnp_lab.simulate._run import Run, frozen_array, run_to_end, snapshot
 
 __all__ = [
     "ENSEMBLES",
@@ -71,89 +84,19 @@ __all__ = [
     "MDResult",
     "MolecularDynamics",
     "md",
+    "pressure_GPa_of",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Accepted ``ensemble`` values.
-ENSEMBLES = ("nve", "nvt", "npt")
-#: Accepted ``thermostat`` values (``"csvr"`` is an alias of ``"bussi"``; ``"nhc"`` and
-#: ``"nosehoover"`` of ``"nose-hoover"``).
-THERMOSTATS = ("langevin", "bussi", "nose-hoover", "berendsen")
-_THERMOSTAT_ALIASES = {
-    "langevin": "langevin",
-    "bussi": "bussi",
-    "csvr": "bussi",
-    "nose-hoover": "nose-hoover",
-    "nosehoover": "nose-hoover",
-    "nose_hoover": "nose-hoover",
-    "nhc": "nose-hoover",
-    "nose-hoover-chain": "nose-hoover",
-    "berendsen": "berendsen",
-}
-_BAROSTATS = ("isotropic", "anisotropic")
 
-#: Default Langevin friction in 1/fs (0.01 fs⁻¹ = 10 ps⁻¹, i.e. a 100 fs relaxation time).
-DEFAULT_FRICTION = 0.01
-#: Default thermostat time constant in fs (Bussi, Berendsen, Nose–Hoover chain ``tdamp``).
-DEFAULT_TAUT_FS = 100.0
-#: Default barostat time constant in fs (MTK ``pdamp``).
-DEFAULT_TAUP_FS = 1000.0
-#: Default blow-up threshold on the largest atomic force, eV/Å.
-DEFAULT_MAX_FORCE = 50.0
-#: Default temperature limit: this many times the target temperature ...
-TEMPERATURE_LIMIT_FACTOR = 10.0
-#: ... but never below this many kelvin.
-TEMPERATURE_LIMIT_FLOOR_K = 3000.0
-
-
-def _ensemble_settings(
-    atoms: Atoms,
-    ensemble: str,
-    thermostat: str | None,
-    pressure_bar: float | None,
-    temperature_K: float,
-) -> tuple[str | None, float | None]:
-    """The thermostat (canonical name, or None for NVE) and pressure of a valid ensemble."""
-    if ensemble == "nve":
-        if thermostat is not None:
-            warnings.warn(f"thermostat={thermostat!r} is ignored for ensemble='nve'", stacklevel=3)
-        thermostat = None
-    else:
-        if thermostat is None:
-            thermostat = "langevin" if ensemble == "nvt" else "nose-hoover"
-        thermostat = validation.choice("thermostat", thermostat, _THERMOSTAT_ALIASES)
-    if ensemble == "npt":
-        if thermostat != "nose-hoover":
-            raise InputError(
-                f"ensemble='npt' uses ASE's MTK barostat with a Nose–Hoover chain "
-                f"thermostat; thermostat={thermostat!r} is not available for NPT. Pass "
-                "thermostat='nose-hoover' or leave it None"
-            )
-        if pressure_bar is None:
-            raise InputError(
-                "ensemble='npt' needs pressure_bar= (e.g. pressure_bar=1.0 for ambient pressure)"
-            )
-        pressure_bar = validation.number("pressure_bar", pressure_bar, minimum=None, unit="bar")
-        if not bool(np.all(atoms.pbc)):
-            raise InputError(
-                f"ensemble='npt' needs a structure periodic in all three directions, but "
-                f"pbc is {atoms.pbc.tolist()}; use ensemble='nvt' for molecules, clusters "
-                "and slabs"
-            )
-        if atoms.constraints:
-            raise InputError(
-                "ensemble='npt' (ASE's MTK integrators) does not support constraints; "
-                "remove them (del atoms.constraints) or use ensemble='nvt'"
-            )
-    elif pressure_bar is not None:
-        raise InputError(f"pressure_bar only applies to ensemble='npt' (got ensemble={ensemble!r})")
-    if thermostat == "nose-hoover" and temperature_K <= 0:
-        raise InputError(
-            "the Nose–Hoover thermostat needs temperature_K > 0; use thermostat='langevin' "
-            "to quench towards 0 K"
-        )
-    return thermostat, pressure_bar
+def pressure_GPa_of(atoms: Atoms) -> float | None:
+    """Instantaneous pressure in GPa, kinetic term included, from the stress of the latest
+    results (None without a 3D periodic cell or a stress)."""
+    if has_stress(atoms) and "stress" in atoms.calc.results:
+        stress = atoms.get_stress(voigt=True, include_ideal_gas=True)
+        return float(-np.mean(stress[:3]) / units.GPa)
+    return None
 
 
 class MolecularDynamics(Run):
@@ -180,8 +123,9 @@ class MolecularDynamics(Run):
         NVT: ``"langevin"`` (default), ``"bussi"``, ``"nose-hoover"`` or ``"berendsen"``.
         NPT: ``"nose-hoover"`` (the MTK barostat's chain thermostat; the default there).
         Ignored (with a warning) for NVE.
-    pressure_bar
-        External pressure in bar; required for, and only allowed with, ``ensemble="npt"``.
+    pressure_GPa
+        External pressure in GPa (1 bar = 1e-4 GPa, the unit of the pressures MD reports);
+        required for, and only allowed with, ``ensemble="npt"``.
     interval
         Record (event + trajectory frame) every ``interval`` steps; step 0 and the last step
         are always recorded.
@@ -198,6 +142,9 @@ class MolecularDynamics(Run):
         is in the name because ASE's ``Langevin(friction=...)`` takes ASE time units.
     friction
         Deprecated spelling of ``friction_per_fs`` (same unit); warns.
+    pressure_bar
+        Deprecated: the pressure in bar (converted, 1 bar = 1e-4 GPa); use ``pressure_GPa``.
+        Warns; giving both raises.
     taut_fs
         Thermostat time constant in fs for Bussi, Berendsen and Nose–Hoover (``tdamp``);
         default 100 fs.
@@ -222,7 +169,7 @@ class MolecularDynamics(Run):
     Raises
     ------
     InputError
-        Unknown ensemble/thermostat, bad numbers, NPT without ``pressure_bar`` or without a
+        Unknown ensemble/thermostat, bad numbers, NPT without ``pressure_GPa`` or without a
         3D periodic cell, or a structure the potential cannot evaluate.
     """
 
@@ -238,7 +185,7 @@ class MolecularDynamics(Run):
         timestep_fs: float = 1.0,
         steps: int = 1000,
         thermostat: str | None = None,
-        pressure_bar: float | None = None,
+        pressure_GPa: float | None = None,
         interval: int = 10,
         trajectory: str | os.PathLike | None = None,
         seed: int | None = None,
@@ -250,111 +197,87 @@ class MolecularDynamics(Run):
         max_force: float = DEFAULT_MAX_FORCE,
         max_temperature_K: float | None = None,
         friction: float | None = None,
+        pressure_bar: float | None = None,
     ) -> None:
-        if friction is not None:
-            warnings.warn(
-                "MolecularDynamics(friction=...) is deprecated: use friction_per_fs= "
-                "(the same value, in 1/fs)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            friction_per_fs = friction
+        owner = type(self).__name__
+        friction_per_fs = FRICTION.resolve(owner, friction, friction_per_fs, DEFAULT_FRICTION)
+        pressure_GPa = PRESSURE_BAR.resolve(owner, pressure_bar, pressure_GPa, None)
         if not isinstance(atoms, Atoms):
             raise InputError(
                 f"md needs an ase.Atoms, got {type(atoms).__name__}; build one with "
                 "nnp_lab.build or ase.io.read"
             )
-        ensemble = validation.choice("ensemble", ensemble, ENSEMBLES)
+        self.ensemble = validation.choice("ensemble", ensemble, ENSEMBLES)
         temperature_K = validation.number("temperature_K", temperature_K, unit="K")
-        timestep_fs = validation.number("timestep_fs", timestep_fs, strict=True, unit="fs")
-        steps = validation.integer("steps", steps, minimum=0)
-        interval = validation.integer("interval", interval, minimum=1)
-        friction_per_fs = validation.number(
+        self.timestep_fs = validation.number("timestep_fs", timestep_fs, strict=True, unit="fs")
+        self.steps = validation.integer("steps", steps, minimum=0)
+        self.interval = validation.integer("interval", interval, minimum=1)
+        self.friction_per_fs = validation.number(
             "friction_per_fs", friction_per_fs, strict=True, unit="1/fs"
         )
-        taut_fs = validation.number("taut_fs", taut_fs, strict=True, unit="fs")
-        taup_fs = validation.number("taup_fs", taup_fs, strict=True, unit="fs")
-        max_force = validation.number("max_force", max_force, strict=True, unit="eV/Å")
-        if not (isinstance(max_temperature_K, float) and max_temperature_K == math.inf):
-            # inf switches the temperature check off; anything else must be a finite number
-            max_temperature_K = validation.number(
-                "max_temperature_K", max_temperature_K, strict=True, allow_none=True, unit="K"
-            )
-        velocities = validation.choice("velocities", velocities, ("auto", "thermalize", "keep"))
-        barostat = validation.choice("barostat", barostat, _BAROSTATS)
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
-        ):
-            raise InputError(f"seed must be a non-negative integer or None, got {seed!r}")
-        if timestep_fs > 10:
+        self.taut_fs = validation.number("taut_fs", taut_fs, strict=True, unit="fs")
+        self.taup_fs = validation.number("taup_fs", taup_fs, strict=True, unit="fs")
+        self.max_force = validation.number("max_force", max_force, strict=True, unit="eV/Å")
+        self._max_temperature_K = checked_temperature_limit(max_temperature_K)
+        velocities = validation.choice("velocities", velocities, VELOCITIES)
+        barostat = validation.choice("barostat", barostat, BAROSTATS)
+        self.seed = checked_seed(seed)
+        if self.timestep_fs > 10:
             warnings.warn(
-                f"timestep_fs={timestep_fs} is very large; atomic MD needs 0.5–5 fs",
-                stacklevel=2,
+                f"timestep_fs={self.timestep_fs} is very large; atomic MD needs 0.5–5 fs",
+                stacklevel=user_stacklevel(),
             )
-
-        thermostat, pressure_bar = _ensemble_settings(
-            atoms, ensemble, thermostat, pressure_bar, temperature_K
+        self.thermostat, self.pressure_GPa = ensemble_settings(
+            atoms, self.ensemble, thermostat, pressure_GPa, temperature_K
         )
+        self.barostat = barostat if self.ensemble == "npt" else None
+        self._target_T = self._applied_T = float(temperature_K)
 
         super().__init__(potential, trajectory=trajectory)
         self.potential.check(atoms)
-
         self.atoms = atoms.copy()
         self.atoms.calc = self.potential.calculator()
         if self.atoms.get_number_of_degrees_of_freedom() <= 0:
             raise InputError("every atom is fixed by constraints; nothing can move in MD")
-
-        self.ensemble = ensemble
-        self.thermostat = thermostat
-        self.barostat = barostat if ensemble == "npt" else None
-        self._target_T = float(temperature_K)
-        self._applied_T = float(temperature_K)
-        self.timestep_fs = timestep_fs
-        self.steps = steps
-        self.interval = interval
-        self.pressure_bar = pressure_bar
-        self.friction_per_fs = friction_per_fs
-        self.taut_fs = taut_fs
-        self.taup_fs = taup_fs
-        self.max_force = max_force
-        self._max_temperature_K = max_temperature_K
-        if seed is None:
-            seed = int(np.random.SeedSequence().entropy)
-        self.seed = int(seed)
         self._rng = np.random.default_rng(self.seed)
-
         self.velocities = self._init_velocities(velocities, temperature_K)
-        if thermostat == "bussi" and self.atoms.get_kinetic_energy() <= 1e-12:
+        if self.thermostat == "bussi" and self.atoms.get_kinetic_energy() <= 1e-12:
             raise InputError(
                 "thermostat='bussi' cannot start from zero kinetic energy; use "
                 "temperature_K > 0 (or give the atoms velocities), or thermostat='langevin'"
             )
         self._dyn = self._make_dynamics()
-
         self.frames: list[Atoms] = []
         self._step = 0
         self._blown_up = False
-        self.parameters = {
-            "ensemble": ensemble,
+        self.parameters = self._initial_parameters(atoms)
+
+    # -- set-up -------------------------------------------------------------------------
+    def _initial_parameters(self, atoms: Atoms) -> dict[str, Any]:
+        """The settings recorded in the provenance (those that apply to this ensemble)."""
+        thermostat = self.thermostat
+        return {
+            "ensemble": self.ensemble,
             "thermostat": thermostat,
             "barostat": self.barostat,
             "integrator": type(self._dyn).__name__,
-            "temperature_K": float(temperature_K),
-            "timestep_fs": timestep_fs,
-            "steps": steps,
-            "interval": interval,
-            "pressure_bar": pressure_bar,
+            "temperature_K": self._target_T,
+            "timestep_fs": self.timestep_fs,
+            "steps": self.steps,
+            "interval": self.interval,
+            "pressure_GPa": self.pressure_GPa,
             "seed": self.seed,
-            "friction_per_fs": friction_per_fs if thermostat == "langevin" else None,
-            "taut_fs": taut_fs if thermostat in ("bussi", "nose-hoover", "berendsen") else None,
-            "taup_fs": taup_fs if ensemble == "npt" else None,
+            "friction_per_fs": self.friction_per_fs if thermostat == "langevin" else None,
+            "taut_fs": self.taut_fs
+            if thermostat in ("bussi", "nose-hoover", "berendsen")
+            else None,
+            "taup_fs": self.taup_fs if self.ensemble == "npt" else None,
             "velocities": self.velocities,
-            "max_force": max_force,
+            "max_force": self.max_force,
             "n_atoms": len(atoms),
             "formula": atoms.get_chemical_formula(),
         }
 
-    # -- set-up -------------------------------------------------------------------------
     def _init_velocities(self, mode: str, temperature_K: float) -> str:
         atoms = self.atoms
         has_velocities = atoms.has("momenta") and bool(np.any(atoms.get_momenta() != 0))
@@ -385,7 +308,7 @@ class MolecularDynamics(Run):
                 friction_per_fs=self.friction_per_fs,
                 taut_fs=self.taut_fs,
                 taup_fs=self.taup_fs,
-                pressure_bar=self.pressure_bar,
+                pressure_GPa=self.pressure_GPa,
                 rng=self._rng,
             ),
         )
@@ -436,7 +359,7 @@ class MolecularDynamics(Run):
         """Temperature above which the run is declared blown up (follows the target)."""
         if self._max_temperature_K is not None:
             return self._max_temperature_K
-        return max(TEMPERATURE_LIMIT_FACTOR * self._target_T, TEMPERATURE_LIMIT_FLOOR_K)
+        return default_temperature_limit(self._target_T)
 
     # -- the run ------------------------------------------------------------------------
 
@@ -473,83 +396,34 @@ class MolecularDynamics(Run):
         except StopIteration:
             return False
         except StructureError as exc:
-            self._blown_up = True
-            raise SimulationError(
-                f"MD became unstable at step {step} "
-                f"(t = {step * self.timestep_fs / 1000:.4f} ps): {exc}. {self._kept_note()}"
-                f"{self._advice()}"
-            ) from exc
+            raise self._unstable(step, exc) from exc
         return True
 
     def _check(self, step: int) -> None:
-        atoms = self.atoms
-        results = atoms.calc.results
-        energy = results.get("energy")
-        forces = results.get("forces")
-        cause = None
-        if energy is None or not np.isfinite(energy):
-            cause = f"the potential returned a non-finite energy ({energy})"
-        elif forces is None or not np.all(np.isfinite(forces)):
-            bad = np.flatnonzero(~np.all(np.isfinite(np.asarray(forces)), axis=1))
-            cause = f"the potential returned non-finite forces on atoms {bad[:10].tolist()}"
-        else:
-            norms = np.linalg.norm(forces, axis=1)
-            i = int(np.argmax(norms))
-            if norms[i] > self.max_force:
-                cause = (
-                    f"the force on atom {i} ({atoms.get_chemical_symbols()[i]}) is "
-                    f"{norms[i]:.1f} eV/Å, above max_force={self.max_force:g} eV/Å"
-                )
-            else:
-                temperature = atoms.get_temperature()
-                if not np.isfinite(temperature) or temperature > self.max_temperature_K:
-                    cause = (
-                        f"the temperature reached {temperature:.0f} K, above "
-                        f"max_temperature_K={self.max_temperature_K:g} K"
-                    )
+        cause = instability(self.atoms, self.max_force, self.max_temperature_K)
         if cause is not None:
-            self._blown_up = True
-            raise SimulationError(
-                f"MD became unstable at step {step} "
-                f"(t = {step * self.timestep_fs / 1000:.4f} ps): {cause}. {self._kept_note()}"
-                f"{self._advice()}"
-            )
+            raise self._unstable(step, cause)
 
-    def _advice(self) -> str:
-        return (
-            f"Try: relax the structure first (nnp_lab.simulate.relax), a smaller timestep_fs "
-            f"(now {self.timestep_fs:g}), or a model that covers this chemistry; if large "
-            "forces or temperatures are expected, raise max_force= / max_temperature_K=."
-        )
+    def _unstable(self, step: int, cause: Any) -> SimulationError:
+        self._blown_up = True
+        return SimulationError(unstable_message(step, self.timestep_fs, cause, self._kept_note()))
 
     def _record(self, step: int) -> MDStep:
         atoms = self.atoms
         epot = float(atoms.get_potential_energy())
         ekin = float(atoms.get_kinetic_energy())
-        temperature = float(atoms.get_temperature())
         time_ps = step * self.timestep_fs / 1000.0
-        pressure = None
-        if has_stress(atoms) and "stress" in atoms.calc.results:
-            stress = atoms.get_stress(voigt=True, include_ideal_gas=True)
-            pressure = float(-np.mean(stress[:3]) / units.GPa)
-        frame = snapshot(atoms)
-        frame.info["step"] = step
-        frame.info["time_ps"] = time_ps
-        self.frames.append(frame)
-        self.write_frame(frame)
+        self.frames.append(self.keep_frame(atoms, step, time_ps=time_ps))
         self._step = step
         return MDStep(
-            run=self.kind,
-            step=step,
-            positions=frozen_array(atoms.positions),
-            cell=frozen_array(atoms.cell[:]),
+            **self.event_fields(atoms, step),
             energy=epot,
             time_ps=time_ps,
-            temperature_K=temperature,
+            temperature_K=float(atoms.get_temperature()),
             kinetic_energy=ekin,
             total_energy=epot + ekin,
             target_temperature_K=None if self.ensemble == "nve" else self._applied_T,
-            pressure_GPa=pressure,
+            pressure_GPa=pressure_GPa_of(atoms),
             velocities=frozen_array(atoms.get_velocities()),
         )
 
@@ -581,9 +455,8 @@ class MolecularDynamics(Run):
             return np.array([fn(f) for f in frames], dtype=float)
 
         def pressure(f: Atoms) -> float:
-            if has_stress(f) and "stress" in f.calc.results:
-                return float(-np.mean(f.get_stress(include_ideal_gas=True)[:3]) / units.GPa)
-            return float("nan")
+            value = pressure_GPa_of(f)
+            return float("nan") if value is None else value
 
         epot = column(lambda f: f.get_potential_energy())
         ekin = column(lambda f: f.get_kinetic_energy())
@@ -610,7 +483,7 @@ def md(
     timestep_fs: float = 1.0,
     steps: int = 1000,
     thermostat: str | None = None,
-    pressure_bar: float | None = None,
+    pressure_GPa: float | None = None,
     interval: int = 10,
     trajectory: str | os.PathLike | None = None,
     seed: int | None = None,
@@ -636,8 +509,8 @@ def md(
     thermostat
         ``"langevin"`` (NVT default), ``"bussi"``, ``"nose-hoover"`` (NPT default),
         ``"berendsen"``.
-    pressure_bar
-        External pressure in bar (NPT only, required there).
+    pressure_GPa
+        External pressure in GPa (NPT only, required there; 1 bar = 1e-4 GPa).
     interval
         Record a frame every ``interval`` steps.
     trajectory
@@ -649,6 +522,7 @@ def md(
     **options
         ``friction_per_fs``, ``taut_fs``, ``taup_fs``, ``barostat``, ``velocities``,
         ``max_force`` (eV/Å), ``max_temperature_K``; see :class:`MolecularDynamics`.
+        The deprecated ``pressure_bar`` (bar) and ``friction`` still work, with a warning.
 
     Returns
     -------
@@ -673,26 +547,5 @@ def md(
     """
     # The option list has one home, MolecularDynamics' signature (a test checks that md's
     # named keywords have its defaults).
-    accepted = [
-        name
-        for name in inspect.signature(MolecularDynamics).parameters
-        if name not in ("atoms", "potential")
-    ]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise InputError(f"unknown md option(s) {unknown}; accepted: {', '.join(accepted)}")
-    run = MolecularDynamics(
-        atoms,
-        potential,
-        ensemble=ensemble,
-        temperature_K=temperature_K,
-        timestep_fs=timestep_fs,
-        steps=steps,
-        thermostat=thermostat,
-        pressure_bar=pressure_bar,
-        interval=interval,
-        trajectory=trajectory,
-        seed=seed,
-        **options,
-    )
-    return run_to_end(run, live=live, total=steps)
+    keywords = forwarded(MolecularDynamics, locals(), options, what="md")
+    return run_to_end(MolecularDynamics(atoms, potential, **keywords), live=live, total=steps)

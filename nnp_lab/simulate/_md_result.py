@@ -101,17 +101,12 @@ class MDResult(RunResult):
             )
             drift = (self.total_energy[-1] - self.total_energy[0]) / n
             lines.append(f"  total energy change {drift:+.2e} eV/atom")
-        if self.trajectory is not None:
-            lines.append(f"  trajectory: {self.trajectory} ({len(self.frames)} frames)")
-        return "\n".join(lines)
+        return self._summary_text(lines, f" ({len(self.frames)} frames)")
 
     def __repr__(self) -> str:
         t = float(self.time_ps[-1]) if len(self.time_ps) else 0.0
         return (
             f"MDResult({self.atoms.get_chemical_formula()}, n_steps={self.n_steps}, "
             f"time={t:.3f} ps, frames={len(self.frames)}, stopped={self.stopped}, "
-            f"trajectory={None if self.trajectory is None else str(self.trajectory)!r})"
+            f"trajectory={self._trajectory_repr})"
         )
-
-    def __str__(self) -> str:
-        return self.summary()

@@ -38,19 +38,16 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.mep import NEB
 
 from nnp_lab.errors import InputError, SimulationError, StructureError
 from nnp_lab.potentials import Potential
 from nnp_lab import validation
+from nnp_lab.simulate._keywords import forwarded
+from nnp_lab.simulate._neb_band import BatchedNEB, crosses_boundary, interpolated_images
+from nnp_lab.simulate._neb_endpoints import check_endpoints, relaxed_endpoint
 from nnp_lab.simulate._neb_result import NEBProfile, NEBResult, NEBStep
 from nnp_lab.simulate._optimizers import NEB_OPTIMIZERS, resolve_optimizer
-from nnp_lab.simulate._run import (
-    Run,
-    frozen_array,
-    run_to_end,
-    snapshot,
-)
+from nnp_lab.simulate._run import Run, frozen_array, run_to_end, snapshot
 
 __all__ = [
     "NEB_OPTIMIZERS",
@@ -68,137 +65,6 @@ logger = logging.getLogger(__name__)
 
 #: NEB force projections accepted as ``method=`` (see :class:`ase.mep.NEB`).
 NEB_METHODS = ("improvedtangent", "aseneb", "eb", "spline", "string")
-
-
-def check_endpoints(initial: Atoms, final: Atoms) -> None:
-    """Raise :class:`~nnp_lab.errors.InputError` unless two structures can be NEB endpoints.
-
-    NEB interpolates atom ``i`` of the initial state to atom ``i`` of the final state, so both
-    must hold the same atoms in the same order, with the same periodicity and the same cell.
-
-    Parameters
-    ----------
-    initial, final
-        The two endpoint structures (not modified).
-    """
-    for label, atoms in (("initial", initial), ("final", final)):
-        if not isinstance(atoms, Atoms):
-            raise InputError(
-                f"the {label} state must be an ase.Atoms, got {type(atoms).__name__}; build it "
-                "with nnp_lab.build or ase.io.read"
-            )
-    fix = (
-        "NEB endpoints must contain the same atoms in the same order; build the final state "
-        "from a copy of the initial one and move atoms (final = initial.copy(); "
-        "final.positions[i] = ...)"
-    )
-    if len(initial) != len(final):
-        raise InputError(
-            f"the initial state has {len(initial)} atoms ({initial.get_chemical_formula()}) but "
-            f"the final state has {len(final)} ({final.get_chemical_formula()}). {fix}"
-        )
-    zi, zf = initial.numbers, final.numbers
-    if np.any(zi != zf):
-        si, sf = initial.get_chemical_symbols(), final.get_chemical_symbols()
-        if sorted(zi.tolist()) != sorted(zf.tolist()):
-            raise InputError(
-                f"the endpoints have different compositions: initial "
-                f"{initial.get_chemical_formula()}, final {final.get_chemical_formula()}. {fix}"
-            )
-        bad = np.flatnonzero(zi != zf)
-        shown = ", ".join(f"{i} ({si[i]} vs {sf[i]})" for i in bad[:5])
-        raise InputError(
-            f"the endpoints have the same elements but in a different order: atoms {shown}"
-            f"{' ...' if len(bad) > 5 else ''} differ (initial vs final). {fix}; to reorder "
-            "an existing final state use final = final[order] with the index array that "
-            "maps each initial atom to its final counterpart"
-        )
-    if np.any(initial.pbc != final.pbc):
-        raise InputError(
-            f"the endpoints have different periodicity: pbc {initial.pbc.tolist()} (initial) vs "
-            f"{final.pbc.tolist()} (final); set final.pbc = initial.pbc"
-        )
-    ci, cf = np.asarray(initial.cell), np.asarray(final.cell)
-    diff = np.abs(ci - cf).max(axis=1)
-    bad_axes = ["abc"[i] for i in range(3) if initial.pbc[i] and diff[i] > 1e-6]
-    if bad_axes:
-        raise InputError(
-            f"the endpoints have different cells along the periodic direction(s) "
-            f"{', '.join(bad_axes)} (largest difference {diff.max():.3g} Å); NEB needs one "
-            "fixed cell. If the difference is just noise from a separate relaxation, use "
-            "final.set_cell(initial.cell, scale_atoms=False); a real volume change needs a "
-            "variable-cell method, which this NEB does not do"
-        )
-
-
-class _BatchedNEB(NEB):
-    """ASE's NEB whose images are evaluated together, one :meth:`Potential.evaluate` per band.
-
-    Before ASE's force projection (:meth:`get_forces`) every image whose positions changed
-    since it was last evaluated (and, on the first call, the endpoints) is evaluated in one
-    call; each image then carries its own single-point results, which ASE reads back as usual.
-    Repeated ``get_forces()`` calls at the same positions (optimizers make several per step)
-    cost no model evaluation.
-    """
-
-    def __init__(self, images: list[Atoms], potential: Potential, **kwargs: Any) -> None:
-        super().__init__(images, **kwargs)
-        self.potential = potential
-        #: Number of ``Potential.evaluate`` calls made so far.
-        self.n_evaluate_calls = 0
-
-    @staticmethod
-    def _stale(image: Atoms) -> bool:
-        calc = image.calc
-        if calc is None or "forces" not in getattr(calc, "results", {}):
-            return True
-        # Exact comparison with the atoms the results belong to (ASE's check_state does the
-        # same with tolerances and costs ~1 ms per image and call).
-        done = getattr(calc, "atoms", None)
-        return not (
-            done is not None
-            and len(done) == len(image)
-            and np.array_equal(done.positions, image.positions)
-            and np.array_equal(done.numbers, image.numbers)
-            and np.array_equal(done.cell.array, image.cell.array)
-            and np.array_equal(done.pbc, image.pbc)
-        )
-
-    def image_energies(self) -> np.ndarray:
-        """Energy of every image, endpoints included (evaluating stale images first)."""
-        self.evaluate_band()
-        return np.array([image.calc.results["energy"] for image in self.images], dtype=float)
-
-    def evaluate_band(self) -> int:
-        """Evaluate all images whose results are missing or outdated; returns how many."""
-        stale = [i for i, image in enumerate(self.images) if self._stale(image)]
-        if not stale:
-            return 0
-        results = self.potential.evaluate([self.images[i] for i in stale], ("energy", "forces"))
-        self.n_evaluate_calls += 1
-        for i, res in zip(stale, results):
-            self.freeze_results_on_image(
-                self.images[i], energy=float(res["energy"]), forces=np.asarray(res["forces"])
-            )
-        return len(stale)
-
-    def get_forces(self) -> np.ndarray:
-        self.evaluate_band()
-        forces = super().get_forces()
-        self._last_forces = (self.get_positions().copy(), bool(self.climb), forces.copy())
-        return forces
-
-    def current_forces(self) -> np.ndarray:
-        """NEB forces at the current positions, reusing the last projection when nothing moved
-        (ASE recomputes tangents and springs on every ``get_forces`` call)."""
-        last = getattr(self, "_last_forces", None)
-        if (
-            last is not None
-            and last[1] == bool(self.climb)
-            and np.array_equal(last[0], self.get_positions())
-        ):
-            return last[2]
-        return self.get_forces()
 
 
 class NEBRun(Run):
@@ -328,7 +194,7 @@ class NEBRun(Run):
         self.climb_after_fmax = None if climb_after_fmax is None else float(climb_after_fmax)
         self.method = method
         self.mic = mic
-        self.band: _BatchedNEB | None = None
+        self.band: BatchedNEB | None = None
         self._step = 0
         self._fmax_now = float("nan")
         self._converged = False
@@ -356,62 +222,22 @@ class NEBRun(Run):
         return 0 if self.band is None else self.band.n_evaluate_calls
 
     def _relax_endpoints(self) -> None:
-        from nnp_lab.simulate._relax import relax
+        self.initial = relaxed_endpoint("initial", self.initial, self.potential, self.fmax)
+        self.final = relaxed_endpoint("final", self.final, self.potential, self.fmax)
 
-        for label in ("initial", "final"):
-            atoms = getattr(self, label)
-            res = relax(atoms, self.potential, fmax=self.fmax, steps=500, optimizer="FIRE")
-            if not res.converged:
-                warnings.warn(
-                    f"the {label} state did not relax to fmax {self.fmax} eV/Å "
-                    f"(reached {res.fmax:.3f}); the NEB continues from it",
-                    stacklevel=3,
-                )
-            relaxed = res.atoms.copy()
-            relaxed.calc = None
-            setattr(self, label, relaxed)
-            logger.info("relaxed the %s state: E = %.6f eV", label, res.energy)
-
-    def _use_mic(self) -> bool:
-        if self.mic is not None:
-            return bool(self.mic)
-        if not self.initial.pbc.any():
-            return False
-        from ase.geometry import find_mic
-
-        d = self.final.positions - self.initial.positions
-        d_mic, _ = find_mic(d, self.initial.cell, self.initial.pbc)
-        crossed = np.linalg.norm(d, axis=1) - np.linalg.norm(d_mic, axis=1) > 1e-6
-        if crossed.any():
-            logger.info(
-                "atoms %s cross a periodic boundary between the endpoints; interpolating "
-                "with the minimum image convention",
-                np.flatnonzero(crossed)[:10].tolist(),
-            )
-        return bool(crossed.any())
-
-    def _build_band(self) -> _BatchedNEB:
-        images = [self.initial.copy() for _ in range(self.n_images + 1)] + [self.final.copy()]
-        mic = self._use_mic()
+    def _build_band(self) -> BatchedNEB:
+        mic = crosses_boundary(self.initial, self.final) if self.mic is None else bool(self.mic)
         self.parameters["mic"] = mic
-        # Interpolate on a plain ASE NEB (IDPP runs its own optimizer on the band with IDPP
-        # calculators; the batched band must not evaluate the model during that).
-        plain = NEB(images, k=self.k, method=self.method)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                plain.interpolate(method=self.interpolation, mic=mic)
-        except RuntimeError as exc:
-            if "onstraint" not in str(exc):
-                raise
-            raise InputError(
-                "constrained atoms (e.g. FixAtoms) are at different positions in the initial "
-                "and final states, so interpolating would move them; make the constrained "
-                "atoms identical in both endpoints"
-            ) from exc
-        for image in images:
-            image.calc = None
-        return _BatchedNEB(images, self.potential, k=self.k, climb=False, method=self.method)
+        images = interpolated_images(
+            self.initial,
+            self.final,
+            self.n_images,
+            interpolation=self.interpolation,
+            mic=mic,
+            k=self.k,
+            method=self.method,
+        )
+        return BatchedNEB(images, self.potential, k=self.k, climb=False, method=self.method)
 
     # -- the run --------------------------------------------------------------------------
     def _steps(self) -> Iterator[NEBStep]:
@@ -434,7 +260,7 @@ class NEBRun(Run):
         first = True
         while True:
             final_stage = climbing or not self.climb
-            target = self.fmax if final_stage else max(self.climb_after_fmax, self.fmax)
+            target = self._stage_target(final_stage)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
                 opt = self._optimizer_cls(band, logfile=None)
@@ -454,10 +280,10 @@ class NEBRun(Run):
                 step = done + int(opt.nsteps)
                 if not first and opt.nsteps == 0:
                     # A new stage starts from the band we already reported.
-                    self._update_state(converged and final_stage)
+                    self._update_state(band, converged and final_stage)
                     continue
                 first = False
-                yield self._record(step, converged and final_stage)
+                yield self._record(band, step, converged and final_stage)
             done += int(opt.nsteps)
             if converged and not final_stage:
                 climbing = band.climb = True
@@ -486,8 +312,16 @@ class NEBRun(Run):
                 stacklevel=2,
             )
 
-    def _band_fmax(self) -> float:
-        forces = self.band.current_forces()  # no model evaluation at unchanged positions
+    def _stage_target(self, final_stage: bool) -> float:
+        """The fmax target of a stage: the run's, or, before climbing, the looser
+        ``climb_after_fmax``."""
+        if final_stage or self.climb_after_fmax is None:
+            return self.fmax
+        return max(self.climb_after_fmax, self.fmax)
+
+    @staticmethod
+    def _band_fmax(band: BatchedNEB) -> float:
+        forces = band.current_forces()  # no model evaluation at unchanged positions
         return float(np.sqrt((forces**2).sum(axis=1)).max()) if len(forces) else 0.0
 
     def _climbing_index(self) -> int | None:
@@ -497,12 +331,11 @@ class NEBRun(Run):
         imax = int(band.imax)  # the image ASE treats as climbing (moving images only)
         return imax if 0 < imax < band.nimages - 1 else None
 
-    def _update_state(self, converged: bool) -> None:
-        self._fmax_now = self._band_fmax()
+    def _update_state(self, band: BatchedNEB, converged: bool) -> None:
+        self._fmax_now = self._band_fmax(band)
         self._converged = converged
 
-    def _record(self, step: int, converged: bool) -> NEBStep:
-        band = self.band
+    def _record(self, band: BatchedNEB, step: int, converged: bool) -> NEBStep:
         # From the images' own results (ASE's band.energies leaves the endpoints unset
         # with method="aseneb").
         energies = band.image_energies()
@@ -511,13 +344,11 @@ class NEBRun(Run):
                 f"the potential returned a non-finite energy at NEB iteration {step} "
                 f"(energies {energies.tolist()}). {self._kept_note()}Check the endpoints and model."
             )
-        self._update_state(converged)
+        self._update_state(band, converged)
         self._step = step
         self._history.append(energies.copy())
         for image in band.images:
-            frame = snapshot(image)
-            frame.info["step"] = step
-            self.write_frame(frame)
+            self.keep_frame(image, step)
         return NEBStep(
             run=self.kind,
             step=step,
@@ -647,16 +478,5 @@ def neb(
     >>> res = neb(initial, final, "emt", n_images=5)  # doctest: +SKIP
     >>> print(res.summary())  # doctest: +SKIP
     """
-    run = NEBRun(
-        initial,
-        final,
-        potential,
-        n_images=n_images,
-        climb=climb,
-        fmax=fmax,
-        steps=steps,
-        interpolation=interpolation,
-        trajectory=trajectory,
-        **options,
-    )
+    run = NEBRun(initial, final, potential, **forwarded(NEBRun, locals(), options))
     return run_to_end(run, live=live, total=steps)

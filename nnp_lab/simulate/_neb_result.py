@@ -159,9 +159,7 @@ class NEBResult(RunResult):
             f"{self.backward_barrier:.4f} eV, reaction energy {self.reaction_energy:+.4f} eV "
             f"(highest image {self.highest_image})",
         ]
-        if self.trajectory is not None:
-            lines.append(f"  trajectory: {self.trajectory}")
-        return "\n".join(lines)
+        return self._summary_text(lines)
 
     def __repr__(self) -> str:
         formula = self.images[0].get_chemical_formula() if self.images else "?"
@@ -170,8 +168,5 @@ class NEBResult(RunResult):
             f"n_steps={self.n_steps}, forward_barrier={self.forward_barrier:.4f} eV, "
             f"backward_barrier={self.backward_barrier:.4f} eV, highest_image="
             f"{self.highest_image}, fmax={self.fmax:.4f} eV/Å, stopped={self.stopped}, "
-            f"trajectory={None if self.trajectory is None else str(self.trajectory)!r})"
+            f"trajectory={self._trajectory_repr})"
         )
-
-    def __str__(self) -> str:
-        return self.summary()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,15 +29,9 @@ from ase import Atoms, units
 from nnp_lab.errors import InputError, SimulationError, StructureError
 from nnp_lab.potentials import Potential
 from nnp_lab import validation
+from nnp_lab.simulate._keywords import PRESSURE_BAR, forwarded
 from nnp_lab.simulate._optimizers import OPTIMIZERS, resolve_optimizer
-from nnp_lab.simulate._run import (
-    Event,
-    Run,
-    RunResult,
-    frozen_array,
-    run_to_end,
-    snapshot,
-)
+from nnp_lab.simulate._run import Event, Run, RunResult, frozen_array, run_to_end
 
 __all__ = ["OPTIMIZERS", "RelaxStep", "RelaxResult", "Relaxation", "relax"]
 
@@ -123,19 +117,14 @@ class RelaxResult(RunResult):
             f"  energy {self.initial_energy:.6f} -> {self.energy:.6f} eV "
             f"(change {self.energy - self.initial_energy:+.6f} eV)",
         ]
-        if self.trajectory is not None:
-            lines.append(f"  trajectory: {self.trajectory}")
-        return "\n".join(lines)
+        return self._summary_text(lines)
 
     def __repr__(self) -> str:
         return (
             f"RelaxResult({self.atoms.get_chemical_formula()}, converged={self.converged}, "
             f"n_steps={self.n_steps}, energy={self.energy:.6f} eV, fmax={self.fmax:.4f} eV/Å, "
-            f"stopped={self.stopped}, trajectory={None if self.trajectory is None else str(self.trajectory)!r})"
+            f"stopped={self.stopped}, trajectory={self._trajectory_repr})"
         )
-
-    def __str__(self) -> str:
-        return self.summary()
 
 
 class Relaxation(Run):
@@ -164,10 +153,18 @@ class Relaxation(Run):
     cell
         Also relax the cell (``ase.filters.FrechetCellFilter``); needs a 3D periodic
         structure.
-    pressure_bar
-        External hydrostatic pressure in bar for a cell relaxation (default 0).
+    pressure_GPa
+        External hydrostatic pressure in GPa for a cell relaxation (default 0; 1 bar =
+        1e-4 GPa).
+    cell_mask
+        Which cell strain components may relax, six booleans in Voigt order xx yy zz yz xz
+        xy (``FrechetCellFilter``'s ``mask``); e.g. ``(False, False, True, False, False,
+        False)`` relaxes only the length of the third cell vector. None: all of them.
     trajectory
         Path of an ASE ``.traj`` file to write every step to, as it happens.
+    pressure_bar
+        Deprecated: the pressure in bar (converted, 1 bar = 1e-4 GPa); use ``pressure_GPa``.
+        Warns; giving both raises.
 
     Raises
     ------
@@ -187,9 +184,12 @@ class Relaxation(Run):
         steps: int = 500,
         optimizer: str | type = "FIRE",
         cell: bool = False,
-        pressure_bar: float = 0.0,
+        pressure_GPa: float = 0.0,
+        cell_mask: Sequence[bool] | None = None,
         trajectory: str | os.PathLike | None = None,
+        pressure_bar: float | None = None,
     ) -> None:
+        pressure_GPa = PRESSURE_BAR.resolve(type(self).__name__, pressure_bar, pressure_GPa, 0.0)
         if not isinstance(atoms, Atoms):
             raise InputError(
                 f"relax needs an ase.Atoms, got {type(atoms).__name__}; build one with "
@@ -197,7 +197,7 @@ class Relaxation(Run):
             )
         validation.number("fmax", fmax, strict=True, unit="eV/Å")
         validation.integer("steps", steps, minimum=0)
-        validation.number("pressure_bar", pressure_bar, minimum=None, unit="bar")
+        validation.number("pressure_GPa", pressure_GPa, minimum=None, unit="GPa")
         opt_name, opt_cls = resolve_optimizer(optimizer, OPTIMIZERS)
         cell = bool(cell)
         if cell and not bool(np.all(atoms.pbc)):
@@ -206,8 +206,17 @@ class Relaxation(Run):
                 f"{atoms.pbc.tolist()}; relax positions only (cell=False), or set "
                 "atoms.pbc = True and a cell"
             )
-        if pressure_bar and not cell:
-            raise InputError("pressure_bar only applies to a cell relaxation; pass cell=True")
+        if pressure_GPa and not cell:
+            raise InputError("pressure_GPa only applies to a cell relaxation; pass cell=True")
+        if cell_mask is not None:
+            if not cell:
+                raise InputError("cell_mask only applies to a cell relaxation; pass cell=True")
+            cell_mask = tuple(bool(m) for m in cell_mask)
+            if len(cell_mask) != 6 or not any(cell_mask):
+                raise InputError(
+                    "cell_mask must be six booleans (Voigt xx yy zz yz xz xy), at least one "
+                    f"True; got {cell_mask}"
+                )
         super().__init__(potential, trajectory=trajectory)
         self.potential.check(atoms)  # fail now, not inside the optimizer
 
@@ -218,7 +227,8 @@ class Relaxation(Run):
         self.optimizer_name = opt_name
         self._optimizer_cls = opt_cls
         self.cell = cell
-        self.pressure_bar = float(pressure_bar)
+        self.pressure_GPa = float(pressure_GPa)
+        self.cell_mask = cell_mask
         self.frames: list[Atoms] = []
         self._fmax_now = float("nan")
         self._converged = False
@@ -228,20 +238,29 @@ class Relaxation(Run):
             "steps": self.steps,
             "optimizer": opt_name,
             "cell": cell,
-            "pressure_bar": self.pressure_bar,
+            "pressure_GPa": self.pressure_GPa,
+            "cell_mask": None if cell_mask is None else list(cell_mask),
             "n_atoms": len(atoms),
             "formula": atoms.get_chemical_formula(),
         }
 
     # ------------------------------------------------------------------------------------
+    def _optimizer_target(self) -> Any:
+        """What the optimizer moves: the atoms, or for a cell relaxation a
+        ``FrechetCellFilter`` on them at the external pressure."""
+        if not self.cell:
+            return self.atoms
+        from ase.filters import FrechetCellFilter
+
+        return FrechetCellFilter(
+            self.atoms,
+            mask=None if self.cell_mask is None else list(self.cell_mask),
+            scalar_pressure=self.pressure_GPa * units.GPa,
+        )
+
     def _steps(self) -> Iterator[RelaxStep]:
         atoms = self.atoms
-        if self.cell:
-            from ase.filters import FrechetCellFilter
-
-            target: Any = FrechetCellFilter(atoms, scalar_pressure=self.pressure_bar * units.bar)
-        else:
-            target = atoms
+        target = self._optimizer_target()
         with warnings.catch_warnings():
             # ASE warns about deprecated defaults of some optimizers; they are not the user's.
             warnings.simplefilter("ignore", FutureWarning)
@@ -288,18 +307,12 @@ class Relaxation(Run):
                 f"{step} (energy={energy}). {self._kept_note()}Check the structure and the model."
             )
         fmax = float(np.sqrt((np.asarray(gen_forces) ** 2).sum(axis=1)).max())
-        frame = snapshot(atoms)
-        frame.info["step"] = step
-        self.frames.append(frame)
-        self.write_frame(frame)
+        self.frames.append(self.keep_frame(atoms, step))
         self._fmax_now = fmax
         self._converged = converged
         self._step = step
         return RelaxStep(
-            run=self.kind,
-            step=step,
-            positions=frozen_array(atoms.positions),
-            cell=frozen_array(atoms.cell[:]),
+            **self.event_fields(atoms, step),
             energy=energy,
             fmax=fmax,
             forces=frozen_array(forces),
@@ -335,9 +348,11 @@ def relax(
     steps: int = 500,
     optimizer: str | type = "FIRE",
     cell: bool = False,
-    pressure_bar: float = 0.0,
+    pressure_GPa: float = 0.0,
+    cell_mask: Sequence[bool] | None = None,
     trajectory: str | os.PathLike | None = None,
     live: bool = False,
+    pressure_bar: float | None = None,
 ) -> RelaxResult:
     """Relax a structure's atomic positions (and optionally its cell).
 
@@ -357,12 +372,16 @@ def relax(
         (case-insensitive) or an ASE Optimizer subclass.
     cell
         Relax the cell too (``FrechetCellFilter``; needs ``pbc=True``).
-    pressure_bar
-        External pressure in bar for a cell relaxation.
+    pressure_GPa
+        External pressure in GPa for a cell relaxation (1 bar = 1e-4 GPa).
+    cell_mask
+        Which cell strain components (Voigt order xx yy zz yz xz xy) may relax; None: all.
     trajectory
         ``.traj`` path to write each step to while the run goes on.
     live
         Show live progress while running.
+    pressure_bar
+        Deprecated: the pressure in bar; use ``pressure_GPa``. Warns; giving both raises.
 
     Returns
     -------
@@ -384,14 +403,5 @@ def relax(
     >>> res = relax(bulk("Cu", a=3.7), "emt", cell=True)  # doctest: +SKIP
     >>> res.atoms.cell.cellpar()[0]  # doctest: +SKIP
     """
-    run = Relaxation(
-        atoms,
-        potential,
-        fmax=fmax,
-        steps=steps,
-        optimizer=optimizer,
-        cell=cell,
-        pressure_bar=pressure_bar,
-        trajectory=trajectory,
-    )
+    run = Relaxation(atoms, potential, **forwarded(Relaxation, locals()))
     return run_to_end(run, live=live, total=steps)

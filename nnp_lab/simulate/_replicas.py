@@ -138,9 +138,7 @@ class LangevinReplicas:
             if not on:
                 continue
             a, m, free = self.atoms[k], self.masses[k], self.free[k]
-            v = self.velocities[k]
-            f = self.results[k]["forces"]
-            v = v + 0.5 * dt * f / m * free
+            v = self.velocities[k] + 0.5 * dt * self._forces(k) / m * free
             pos = a.positions + 0.5 * dt * v
             sigma = np.sqrt(units.kB * self.temperatures_K[k] / m)
             v = (c1 * v + c2 * sigma * self.rng.normal(size=v.shape)) * free
@@ -149,11 +147,18 @@ class LangevinReplicas:
         self.evaluate(properties)
         for k, on in enumerate(self.active):
             if on:
-                f = self.results[k]["forces"]
-                kick = 0.5 * dt * f / self.masses[k] * self.free[k]
+                kick = 0.5 * dt * self._forces(k) / self.masses[k] * self.free[k]
                 self.velocities[k] = self.velocities[k] + kick
         self.n_steps += 1
         return self.results
+
+    def _forces(self, k: int) -> np.ndarray:
+        """Forces on replica ``k`` at its current positions (active replicas always have
+        results: :meth:`evaluate` runs at the start, after every step and on reset)."""
+        results = self.results[k]
+        if results is None:
+            raise RuntimeError(f"replica {k} has not been evaluated")
+        return np.asarray(results["forces"])
 
     def temperature(self, k: int) -> float:
         """Instantaneous kinetic temperature (K) of replica ``k``."""

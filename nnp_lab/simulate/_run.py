@@ -167,6 +167,23 @@ class RunResult:
     stopped: bool = field(default=False, kw_only=True)
     provenance: dict[str, Any] = field(default_factory=dict, kw_only=True)
 
+    def summary(self) -> str:
+        """A few lines describing the outcome."""
+        return self._summary_text([f"{type(self).__name__}"])
+
+    def _summary_text(self, lines: list[str], trajectory_detail: str = "") -> str:
+        """``lines`` and, when one was written, the trajectory line, as one text."""
+        if self.trajectory is not None:
+            lines = [*lines, f"  trajectory: {self.trajectory}{trajectory_detail}"]
+        return "\n".join(lines)
+
+    @property
+    def _trajectory_repr(self) -> str:
+        return repr(None if self.trajectory is None else str(self.trajectory))
+
+    def __str__(self) -> str:
+        return self.summary()
+
 
 class Run(abc.ABC):
     """Base class of every run (relaxation, MD, NEB).
@@ -345,6 +362,25 @@ class Run(abc.ABC):
         """Append a frame to the trajectory file, if one was asked for."""
         if self._writer is not None:
             self._writer.write(atoms)
+
+    def keep_frame(self, atoms: Atoms, step: int, **info: Any) -> Atoms:
+        """A :func:`snapshot` of ``atoms`` with ``step`` (and ``info``) in its ``info``,
+        written to the trajectory; returns the frame."""
+        frame = snapshot(atoms)
+        frame.info["step"] = step
+        frame.info.update(info)
+        self.write_frame(frame)
+        return frame
+
+    def event_fields(self, atoms: Atoms, step: int) -> dict[str, Any]:
+        """The :class:`Event` fields every run's event takes from its structure, but the
+        energy: ``run``, ``step`` and read-only copies of the positions and the cell."""
+        return {
+            "run": self.kind,
+            "step": step,
+            "positions": frozen_array(atoms.positions),
+            "cell": frozen_array(atoms.cell[:]),
+        }
 
     def provenance(self, started_at: str | None = None) -> dict[str, Any]:
         """Model and package provenance plus this run's parameters and timing."""

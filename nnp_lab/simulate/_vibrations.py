@@ -39,6 +39,7 @@ from ase import Atoms, units
 from nnp_lab import validation
 from nnp_lab.analysis.thermochemistry import (
     STANDARD_PRESSURE_PA,
+    Geometry,
     harmonic_free_energy,
     harmonic_thermo,
     ideal_gas_thermo,
@@ -194,7 +195,7 @@ class VibrationsResult:
         *,
         symmetrynumber: int,
         spin: float = 0.0,
-        geometry: str | None = None,
+        geometry: Geometry | None = None,
         ignore_imag_modes: bool = False,
     ) -> Any:
         """:class:`ase.thermochemistry.IdealGasThermo` for a free molecule.
@@ -263,7 +264,7 @@ class VibrationsResult:
         *,
         symmetrynumber: int,
         spin: float = 0.0,
-        geometry: str | None = None,
+        geometry: Geometry | None = None,
         include_potential_energy: bool = True,
         ignore_imag_modes: bool = False,
     ) -> float:
@@ -348,6 +349,99 @@ def _check_indices(atoms: Atoms, indices: Sequence[int] | None) -> np.ndarray:
     return arr
 
 
+def _check_options(delta: Any, nfree: Any, batch_size: Any) -> None:
+    """Raise InputError for a bad ``delta``, ``nfree`` or ``batch_size``; warn for a large
+    ``delta``."""
+    if (
+        isinstance(delta, bool)
+        or not isinstance(delta, (int, float, np.integer, np.floating))
+        or not np.isfinite(delta)
+        or delta <= 0
+    ):
+        raise InputError(f"delta must be a positive displacement in Å, got {delta!r}")
+    if delta > 0.1:
+        warnings.warn(
+            f"delta={delta} Å is large for a harmonic analysis; 0.005–0.02 Å is usual",
+            stacklevel=3,
+        )
+    if nfree not in (2, 4) or isinstance(nfree, bool):
+        raise InputError(f"nfree must be 2 (central differences) or 4 (five-point), got {nfree!r}")
+    if batch_size is not None and (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise InputError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+
+
+def _displaced(atoms: Atoms, idx: np.ndarray, steps: list[int], delta: float) -> list[Atoms]:
+    """The reference structure, then for every atom in ``idx``, every direction x, y, z and
+    every step ``s`` a copy displaced by ``s * delta`` (constraints removed: displacements
+    are applied to raw positions, as in ASE)."""
+    reference = atoms.copy()
+    reference.calc = None
+    reference.set_constraint()
+    structures: list[Atoms] = [reference]
+    for a in idx:
+        for i in range(3):
+            for s in steps:
+                displaced = reference.copy()
+                displaced.positions[a, i] += s * delta
+                structures.append(displaced)
+    return structures
+
+
+def _evaluate_in_chunks(
+    pot: Potential, structures: list[Atoms], batch_size: int | None
+) -> tuple[list[dict[str, Any]], int]:
+    """Energies and forces of ``structures``, ``batch_size`` per call (None: one call);
+    returns the results and the number of calls."""
+    chunk = len(structures) if batch_size is None else int(batch_size)
+    results: list[dict[str, Any]] = []
+    n_calls = 0
+    for start in range(0, len(structures), chunk):
+        results.extend(pot.evaluate(structures[start : start + chunk], ("energy", "forces")))
+        n_calls += 1
+    return results, n_calls
+
+
+def _hessian(
+    displaced: list[dict[str, Any]], idx: np.ndarray, n_steps: int, delta: float
+) -> tuple[np.ndarray, float]:
+    """The symmetrized Hessian (eV/Å²) from the results of the displaced structures (in the
+    order of :func:`_displaced`), and its largest asymmetry before symmetrizing."""
+    forces = np.array([np.asarray(r["forces"], dtype=float)[idx] for r in displaced])
+    forces = forces.reshape(len(idx), 3, n_steps, len(idx) * 3)
+    # forces[a, i, k] = forces on the vibrated atoms (flattened) for displacement steps[k]
+    if n_steps == 2:
+        dfdx = (forces[:, :, 0] - forces[:, :, 1]) / (2 * delta)
+    else:
+        fp, fm, fpp, fmm = (forces[:, :, k] for k in range(4))
+        dfdx = (8 * fp - 8 * fm - fpp + fmm) / (12 * delta)
+    hessian = -dfdx.reshape(3 * len(idx), 3 * len(idx))
+    asymmetry = float(np.abs(hessian - hessian.T).max())
+    logger.debug("largest Hessian asymmetry before symmetrizing: %.3g eV/Å²", asymmetry)
+    return 0.5 * (hessian + hessian.T), asymmetry
+
+
+def _normal_modes(
+    atoms: Atoms, hessian: np.ndarray, idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mode energies (eV, imaginary ones negative), the imaginary mask and the unit-length
+    Cartesian modes, from ASE's mass-weighted diagonalisation."""
+    from ase.vibrations import VibrationsData
+
+    plain = atoms.copy()
+    plain.calc = None
+    data = VibrationsData.from_2d(plain, hessian, indices=idx.tolist())
+    energies_c, modes = data.get_energies_and_modes(all_atoms=True)
+    imaginary = np.abs(energies_c.imag) > np.abs(energies_c.real)
+    energies = np.where(imaginary, -np.abs(energies_c.imag), energies_c.real).astype(float)
+    norms = np.linalg.norm(modes.reshape(len(modes), -1), axis=1)
+    modes = modes / np.where(norms > 0, norms, 1.0)[:, None, None]
+    return energies, imaginary, modes
+
+
 def vibrations(
     atoms: Atoms,
     potential: Potential | str | None = None,
@@ -407,26 +501,7 @@ def vibrations(
             f"vibrations needs an ase.Atoms, got {type(atoms).__name__}; build one with "
             "nnp_lab.build or ase.io.read"
         )
-    if (
-        isinstance(delta, bool)
-        or not isinstance(delta, (int, float, np.integer, np.floating))
-        or not np.isfinite(delta)
-        or delta <= 0
-    ):
-        raise InputError(f"delta must be a positive displacement in Å, got {delta!r}")
-    if delta > 0.1:
-        warnings.warn(
-            f"delta={delta} Å is large for a harmonic analysis; 0.005–0.02 Å is usual",
-            stacklevel=2,
-        )
-    if nfree not in (2, 4) or isinstance(nfree, bool):
-        raise InputError(f"nfree must be 2 (central differences) or 4 (five-point), got {nfree!r}")
-    if batch_size is not None and (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise InputError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    _check_options(delta, nfree, batch_size)
     started = time.perf_counter()
     pot = resolve_potential(potential)
     pot.check(atoms)
@@ -438,45 +513,17 @@ def vibrations(
             "atoms.set_masses(...)"
         )
 
-    reference = atoms.copy()
-    reference.calc = None
-    reference.set_constraint()  # displacements are applied to raw positions, as in ASE
     steps = [1, -1] if nfree == 2 else [1, -1, 2, -2]
-    structures: list[Atoms] = [reference]
-    for a in idx:
-        for i in range(3):
-            for s in steps:
-                displaced = reference.copy()
-                displaced.positions[a, i] += s * delta
-                structures.append(displaced)
-
-    chunk = len(structures) if batch_size is None else int(batch_size)
-    results: list[dict] = []
-    n_calls = 0
-    for start in range(0, len(structures), chunk):
-        results.extend(pot.evaluate(structures[start : start + chunk], ("energy", "forces")))
-        n_calls += 1
+    structures = _displaced(atoms, idx, steps, delta)
+    results, n_calls = _evaluate_in_chunks(pot, structures, batch_size)
     logger.info(
         "vibrations of %s: %d displaced structures in %d evaluate call(s)",
         atoms.get_chemical_formula(),
         len(structures) - 1,
         n_calls,
     )
-
     ref = results[0]
-    forces = np.array([np.asarray(r["forces"], dtype=float)[idx] for r in results[1:]])
-    forces = forces.reshape(len(idx), 3, len(steps), len(idx) * 3)
-    # forces[a, i, k] = forces on the vibrated atoms (flattened) for displacement steps[k]
-    if nfree == 2:
-        dfdx = (forces[:, :, 0] - forces[:, :, 1]) / (2 * delta)
-    else:
-        fp, fm, fpp, fmm = (forces[:, :, k] for k in range(4))
-        dfdx = (8 * fp - 8 * fm - fpp + fmm) / (12 * delta)
-    hessian = -dfdx.reshape(3 * len(idx), 3 * len(idx))
-    asymmetry = float(np.abs(hessian - hessian.T).max())
-    hessian = 0.5 * (hessian + hessian.T)
-    logger.debug("largest Hessian asymmetry before symmetrizing: %.3g eV/Å²", asymmetry)
-
+    hessian, asymmetry = _hessian(results[1:], idx, len(steps), delta)
     ref_forces = np.asarray(ref["forces"], dtype=float)
     max_force = float(np.sqrt((ref_forces[idx] ** 2).sum(axis=1)).max())
     if max_force > STATIONARY_FMAX:
@@ -486,21 +533,12 @@ def vibrations(
             "frequencies are unreliable",
             stacklevel=2,
         )
+    energies, imaginary, modes = _normal_modes(atoms, hessian, idx)
 
     from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.vibrations import VibrationsData
 
     stored = atoms.copy()
     stored.calc = SinglePointCalculator(stored, energy=float(ref["energy"]), forces=ref_forces)
-    plain = atoms.copy()
-    plain.calc = None
-    data = VibrationsData.from_2d(plain, hessian, indices=idx.tolist())
-    energies_c, modes = data.get_energies_and_modes(all_atoms=True)
-    imaginary = np.abs(energies_c.imag) > np.abs(energies_c.real)
-    energies = np.where(imaginary, -np.abs(energies_c.imag), energies_c.real).astype(float)
-    norms = np.linalg.norm(modes.reshape(len(modes), -1), axis=1)
-    modes = modes / np.where(norms > 0, norms, 1.0)[:, None, None]
-
     provenance = pot.provenance()
     provenance.update(
         {

@@ -150,7 +150,7 @@ def test_npt_changes_the_cell_towards_equilibrium(emt):
         compressed,
         emt,
         ensemble="npt",
-        pressure_bar=1.0,
+        pressure_GPa=1e-4,
         temperature_K=300,
         timestep_fs=2.0,
         steps=150,
@@ -177,7 +177,7 @@ def test_anisotropic_npt_runs_and_heats(emt):
         emt,
         ensemble="npt",
         barostat="anisotropic",
-        pressure_bar=1.0e4,
+        pressure_GPa=1.0,
         temperature_K=300,
         timestep_fs=2.0,
         steps=20,
@@ -197,7 +197,7 @@ def test_isotropic_npt_retargets_thermostat_and_barostat(emt):
         cu32(),
         emt,
         ensemble="npt",
-        pressure_bar=1.0,
+        pressure_GPa=1e-4,
         temperature_K=300,
         timestep_fs=2.0,
         steps=12,
@@ -356,14 +356,16 @@ def test_fixed_atoms_do_not_move_in_md(emt):
     [
         ({"ensemble": "nph"}, "nve, nvt, npt"),
         ({"thermostat": "andersen"}, "langevin, bussi, nose-hoover, berendsen"),
-        ({"ensemble": "npt"}, "pressure_bar"),
-        ({"pressure_bar": 1.0}, "only applies to ensemble='npt'"),
-        ({"ensemble": "npt", "pressure_bar": 1.0, "thermostat": "langevin"}, "nose-hoover"),
+        ({"ensemble": "npt"}, "pressure_GPa"),
+        ({"pressure_GPa": 1e-4}, "only applies to ensemble='npt'"),
+        ({"ensemble": "npt", "pressure_GPa": 1e-4, "thermostat": "langevin"}, "nose-hoover"),
+        ({"ensemble": "npt", "pressure_GPa": 1.0, "pressure_bar": 1e4}, "both"),
         ({"timestep_fs": 0}, "timestep_fs must be > 0"),
         ({"temperature_K": -5}, "temperature_K must be >= 0"),
         ({"steps": -1}, "steps must be >= 0"),
         ({"interval": 0}, "interval must be >= 1"),
         ({"friction_per_fs": -0.1}, "friction_per_fs must be > 0"),
+        ({"friction_per_fs": 0.05, "friction": 0.02}, "both"),
         ({"seed": -1}, "seed"),
         ({"velocities": "random"}, "auto, thermalize, keep"),
         ({"thermostat": "nose-hoover", "temperature_K": 0}, "temperature_K > 0"),
@@ -383,6 +385,29 @@ def test_friction_is_deprecated_for_friction_per_fs(emt):
     assert run.parameters["friction_per_fs"] == 0.02
 
 
+def test_pressure_bar_is_deprecated_for_pressure_GPa(emt):
+    npt = {"ensemble": "npt", "steps": 1, "seed": 0}
+    new = MolecularDynamics(cu32(), emt, pressure_GPa=1.0, **npt)
+    with pytest.warns(DeprecationWarning, match="pressure_GPa"):
+        old = MolecularDynamics(cu32(), emt, pressure_bar=1.0e4, **npt)
+    assert old.pressure_GPa == pytest.approx(1.0, rel=1e-15)
+    assert old._dyn._pressure_au == pytest.approx(new._dyn._pressure_au, rel=1e-15)
+    assert new._dyn._pressure_au == pytest.approx(1.0 * units.GPa, rel=1e-15)
+    assert old.parameters["pressure_GPa"] == pytest.approx(1.0, rel=1e-15)
+    assert "pressure_bar" not in old.parameters
+
+
+def test_md_pressure_bar_warns_at_the_callers_line_and_matches_pressure_GPa(emt):
+    npt = {"ensemble": "npt", "steps": 4, "interval": 2, "seed": 3, "taup_fs": 100.0}
+    new = md(cu32(), emt, pressure_GPa=0.5, **npt)
+    with pytest.warns(DeprecationWarning, match="pressure_GPa") as record:
+        old = md(cu32(), emt, pressure_bar=5.0e3, **npt)
+    assert record[0].filename == __file__  # the user's call, not nnp_lab's internals
+    assert old.provenance["parameters"]["pressure_GPa"] == pytest.approx(0.5, rel=1e-15)
+    assert np.allclose(old.volume, new.volume, rtol=1e-12, atol=0)
+    assert np.allclose(old.pressure_GPa, new.pressure_GPa, rtol=1e-9, atol=1e-12)
+
+
 def test_md_keywords_are_those_of_molecular_dynamics():
     """md() names the common options; their defaults must be MolecularDynamics' own."""
     import inspect
@@ -396,7 +421,7 @@ def test_md_keywords_are_those_of_molecular_dynamics():
 
 def test_npt_needs_a_periodic_cell(emt):
     with pytest.raises(InputError, match="periodic"):
-        md(Icosahedron("Cu", 2), emt, ensemble="npt", pressure_bar=1.0, steps=1)
+        md(Icosahedron("Cu", 2), emt, ensemble="npt", pressure_GPa=1e-4, steps=1)
 
 
 def test_thermostat_ignored_for_nve_with_a_warning(emt):
@@ -421,7 +446,7 @@ def test_every_integrator_is_the_expected_ase_class(emt):
             emt,
             ensemble=ensemble,
             thermostat=thermostat,
-            pressure_bar=1.0 if ensemble == "npt" else None,
+            pressure_GPa=1e-4 if ensemble == "npt" else None,
             steps=1,
         )
         assert type(run._dyn).__name__ == name

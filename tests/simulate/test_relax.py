@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from ase import units
 from ase.build import bulk, fcc111
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
@@ -127,12 +128,39 @@ def test_fixed_atoms_stay_fixed(emt):
         ({"steps": -1}, "steps must be >= 0"),
         ({"steps": 2.5}, "steps must be an integer"),
         ({"cell": True}, "pbc"),
-        ({"pressure_bar": 1.0}, "cell=True"),
+        ({"pressure_GPa": 1.0}, "cell=True"),
+        ({"pressure_GPa": 1.0, "pressure_bar": 1.0e4}, "both"),
     ],
 )
 def test_bad_input_raises_input_error(emt, kwargs, match):
     with pytest.raises(InputError, match=match):
         relax(Icosahedron("Cu", 2), emt, **kwargs)
+
+
+def test_pressure_bar_is_deprecated_for_pressure_GPa(emt):
+    new = Relaxation(bulk("Cu", cubic=True), emt, cell=True, pressure_GPa=2.0)
+    with pytest.warns(DeprecationWarning, match="pressure_GPa"):
+        old = Relaxation(bulk("Cu", cubic=True), emt, cell=True, pressure_bar=2.0e4)
+    p_old = old._optimizer_target().scalar_pressure
+    p_new = new._optimizer_target().scalar_pressure
+    assert p_old == pytest.approx(p_new, rel=1e-15)
+    assert p_new == pytest.approx(2.0 * units.GPa, rel=1e-15)
+    assert old.pressure_GPa == pytest.approx(2.0, rel=1e-15)
+    assert old.parameters["pressure_GPa"] == pytest.approx(2.0, rel=1e-15)
+    assert "pressure_bar" not in old.parameters
+
+
+def test_relax_pressure_bar_warns_at_the_callers_line_and_matches_pressure_GPa(emt):
+    options = {"cell": True, "fmax": 1e-3, "optimizer": "BFGS"}
+    free = relax(bulk("Cu", cubic=True), emt, **options)
+    new = relax(bulk("Cu", cubic=True), emt, pressure_GPa=5.0, **options)
+    with pytest.warns(DeprecationWarning, match="pressure_GPa") as record:
+        old = relax(bulk("Cu", cubic=True), emt, pressure_bar=5.0e4, **options)
+    deprecations = [w for w in record if issubclass(w.category, DeprecationWarning)]
+    assert deprecations[0].filename == __file__  # the user's call, not nnp_lab's internals
+    assert np.allclose(old.atoms.cell[:], new.atoms.cell[:], rtol=0, atol=1e-10)
+    assert new.atoms.get_volume() < free.atoms.get_volume()  # compressed by 5 GPa
+    assert old.provenance["parameters"]["pressure_GPa"] == pytest.approx(5.0, rel=1e-15)
 
 
 def test_bad_structure_fails_before_running(emt):
@@ -231,3 +259,18 @@ def test_nan_forces_raise_simulation_error(tmp_path):
     partial = info.value.result
     assert partial.stopped and partial.n_steps == 3 and np.isfinite(partial.energy)
     assert all(np.isfinite(f.get_potential_energy()) for f in frames)
+
+
+def test_cell_mask_relaxes_only_the_allowed_cell_components():
+    from ase.build import bulk as ase_bulk
+
+    atoms = ase_bulk("Cu", "fcc", a=3.4, cubic=True)  # compressed: every length wants to grow
+    free_z = relax(atoms, "emt", cell=True, cell_mask=(False, False, True, False, False, False))
+    a, b, c = free_z.atoms.cell.lengths()
+    assert a == pytest.approx(3.4, abs=1e-12) and b == pytest.approx(3.4, abs=1e-12)
+    assert c > 3.6  # uniaxially compressed in x and y, it expands along z beyond the cubic a
+    assert free_z.provenance["parameters"]["cell_mask"] == [False, False, True, False, False, False]
+    with pytest.raises(InputError, match="cell_mask only applies"):
+        relax(atoms, "emt", cell_mask=(False, False, True, False, False, False))
+    with pytest.raises(InputError, match="six booleans"):
+        relax(atoms, "emt", cell=True, cell_mask=(True, True))
