@@ -33,9 +33,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) \
 	  || echo "warning: could not install chromium; tests/browser will be skipped"
 
-# pyflakes-level checks of the package, tests and benchmarks (configured in pyproject.toml).
+# ruff (pyflakes rules and the formatter) on the package, tests and benchmarks, and mypy on the
+# package; all configured in pyproject.toml, all with zero findings allowed.
 lint: env
 	$(BIN)/ruff check nnp_lab tests bench
+	$(BIN)/ruff format --check nnp_lab tests bench
+	$(BIN)/mypy
 
 # esbuild (npm registry) lets the test suite check that widgets/viewer.js is the bundle of
 # widgets/src/; without npm that one test is skipped with the reason.

@@ -2,7 +2,8 @@
 
 The layer order is written here once (and in the README's architecture section): a module
 may import its own layer and the layers below, never one above. Only the display layer
-imports the notebook widget libraries.
+imports the notebook widget libraries; plotly (figures are data, not widgets) also the
+property results' ``plot()``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("cli", "__init__"),
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
-#: Libraries only the display layer may import.
-DISPLAY_ONLY = ("ipywidgets", "anywidget", "plotly", "IPython")
+#: Notebook libraries -> the layers that may import them.
+DISPLAY_ONLY = {
+    "ipywidgets": ("widgets",),
+    "anywidget": ("widgets",),
+    "IPython": ("widgets",),
+    "plotly": ("widgets", "properties"),
+}
 
 
 def _unit(module: str) -> str:
@@ -84,10 +90,10 @@ def violations(path: Path) -> list[str]:
                     f"{path.relative_to(PACKAGE.parent)}:{line} ({own}) imports "
                     f"{module} ({unit}, a layer above)"
                 )
-        elif top in DISPLAY_ONLY and own not in ("widgets",):
+        elif top in DISPLAY_ONLY and own not in DISPLAY_ONLY[top]:
             bad.append(
                 f"{path.relative_to(PACKAGE.parent)}:{line} ({own}) imports {module}: "
-                "only nnp_lab.widgets may import notebook widget libraries"
+                f"only nnp_lab.{' and nnp_lab.'.join(DISPLAY_ONLY[top])} may import {top}"
             )
     return bad
 
@@ -111,7 +117,7 @@ def test_the_check_catches_an_upward_import(
     found = violations(module)
     assert len(found) == 2
     assert "imports nnp_lab.widgets.live (widgets, a layer above)" in found[0]
-    assert "only nnp_lab.widgets may import" in found[1]
+    assert "only nnp_lab.widgets and nnp_lab.properties may import plotly" in found[1]
 
 
 def test_relative_imports_are_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
