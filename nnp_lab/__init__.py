@@ -2,12 +2,14 @@
 
 Build structures (:mod:`nnp_lab.build`), evaluate them with an embedded universal potential
 (:func:`load_potential`), and relax, run MD or NEB (:mod:`nnp_lab.simulate`) with every step
-streamed to whoever listens.
+streamed to whoever listens; answer materials questions in one call each
+(:mod:`nnp_lab.properties`: equation of state, elastic tensor, phonons, defect, surface,
+adsorption, grain-boundary and binding energies, diffusion).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from nnp_lab import build
+from nnp_lab import build, properties
 from nnp_lab.errors import (
     InputError,
     SimulationError,
@@ -27,6 +29,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 __all__ = [
     "__version__",
     "build",
+    "properties",
     "InputError",
     "SimulationError",
     "StructureError",
