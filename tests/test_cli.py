@@ -174,3 +174,25 @@ def test_progress_bar_on_stderr(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "relax" in proc.stderr and "step" in proc.stderr  # tqdm bar
+
+
+def test_property_commands_print_the_result_and_write_json(tmp_path, capsys):
+    import json
+
+    from ase.build import bulk
+    from ase.io import write
+
+    path = tmp_path / "cu.cif"
+    write(path, bulk("Cu", "fcc", a=3.6, cubic=True))
+    out = tmp_path / "eos.json"
+    assert main(["eos", str(path), "--model", "emt", "--points", "7", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "EOSResult" in printed and "GPa" in printed
+    data = json.loads(out.read_text())
+    assert data["type"] == "EOSResult" and len(data["volumes_A3"]) == 7
+    assert 120 < data["bulk_modulus_GPa"] < 150  # EMT Cu: 134 GPa
+    assert main(["vacancy", str(path), "--model", "emt", "--no-relax", "--min-length", "7"]) == 0
+    assert "VacancyResult" in capsys.readouterr().out
+    # bad input: one line on stderr, exit code 2
+    assert main(["surface", str(path), "--model", "emt", "--miller", "0", "0", "0"]) == 2
+    assert "names no plane" in capsys.readouterr().err

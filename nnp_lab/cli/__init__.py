@@ -1,4 +1,6 @@
-"""Command line: ``nnp-lab models | evaluate | relax | md | neb``.
+"""Command line: ``nnp-lab models | evaluate | relax | md | neb`` and the properties
+(``eos | elastic | phonons | surface | vacancy | adsorption | gb | diffusion``, see
+:mod:`nnp_lab.cli._properties`).
 
 Structures are read and written with ASE, so every format ASE knows works (``.xyz``,
 ``.extxyz``, ``.cif``, ``POSCAR``, ``.traj`` ...). Long runs show a progress bar on stderr;
@@ -15,9 +17,10 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from nnp_lab.cli._properties import PROPERTY_COMMANDS, add_property_commands
 from nnp_lab.errors import InputError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "read_structure", "potential_from"]
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -118,10 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interpolation", default="idpp", help="idpp or linear (default: %(default)s)")
     p.add_argument("--trajectory", help="also write every iteration's band to this .traj file")
     _add_model_options(p)
+    add_property_commands(sub, _add_model_options)
     return parser
 
 
-def _read(path: str, index: str = "-1"):
+def read_structure(path: str, index: str = "-1"):
     from ase.io import read
 
     if not Path(path).is_file():
@@ -134,7 +138,7 @@ def _read(path: str, index: str = "-1"):
         ) from None
 
 
-def _potential(args: argparse.Namespace):
+def potential_from(args: argparse.Namespace):
     from nnp_lab.potentials import load_potential
 
     return load_potential(args.model, device=args.device, dispersion="d3" if args.d3 else None)
@@ -145,7 +149,7 @@ def _run(run_cls: type, structures: list, args: argparse.Namespace, **keywords):
     on stderr; returns the result."""
     from nnp_lab.simulate._run import run_to_end
 
-    run = run_cls(*structures, _potential(args), **keywords)
+    run = run_cls(*structures, potential_from(args), **keywords)
     return run_to_end(run, live=True, total=args.steps)
 
 
@@ -183,8 +187,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    atoms = _read(args.input, args.index)
-    res = _potential(args).evaluate([atoms])[0]
+    atoms = read_structure(args.input, args.index)
+    res = potential_from(args).evaluate([atoms])[0]
     fmax = float(np.linalg.norm(res["forces"], axis=1).max())
     print(f"atoms: {len(atoms)}  formula: {atoms.get_chemical_formula()}")
     print(f"energy: {res['energy']:.6f} eV  ({res['energy'] / len(atoms):.6f} eV/atom)")
@@ -204,7 +208,7 @@ def _cmd_relax(args: argparse.Namespace) -> int:
 
     result = _run(
         Relaxation,
-        [_read(args.input, args.index)],
+        [read_structure(args.input, args.index)],
         args,
         fmax=args.fmax,
         steps=args.steps,
@@ -228,7 +232,7 @@ def _cmd_md(args: argparse.Namespace) -> int:
 
     result = _run(
         MolecularDynamics,
-        [_read(args.input, args.index)],
+        [read_structure(args.input, args.index)],
         args,
         ensemble=args.ensemble,
         temperature_K=args.temperature,
@@ -255,7 +259,7 @@ def _cmd_neb(args: argparse.Namespace) -> int:
 
     result = _run(
         NEBRun,
-        [_read(args.initial, args.index), _read(args.final, args.index)],
+        [read_structure(args.initial, args.index), read_structure(args.final, args.index)],
         args,
         n_images=args.images,
         climb=not args.no_climb,
@@ -279,6 +283,7 @@ _COMMANDS = {
     "relax": _cmd_relax,
     "md": _cmd_md,
     "neb": _cmd_neb,
+    **PROPERTY_COMMANDS,
 }
 
 
