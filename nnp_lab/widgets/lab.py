@@ -35,6 +35,7 @@ from nnp_lab.potentials import DEFAULT_MODEL, Potential, list_potentials, load_p
 from nnp_lab.widgets._html import describe_error, error_html, info_html, ok_html
 from nnp_lab.widgets._launcher import RunLauncher
 from nnp_lab.widgets._panels import BuilderPanel, Hint, text_box
+from nnp_lab.widgets._properties_panel import PropertiesPanel
 from nnp_lab.widgets._run_settings import RunSettings
 from nnp_lab.widgets.builders import MoleculeBuilder, NanoparticleBuilder, SlabBuilder
 
@@ -181,8 +182,11 @@ class Lab(widgets.VBox):
     settings : RunSettings
         Relaxation and MD settings used by every Relax / MD button.
     tabs : ipywidgets.Tab
-        The builder tabs; :attr:`builders` maps ``"molecule"``, ``"slab"``,
-        ``"nanoparticle"``, ``"file"`` to the panels.
+        The builder tabs — :attr:`builders` maps ``"molecule"``, ``"slab"``,
+        ``"nanoparticle"``, ``"file"`` to the panels — and the Properties tab.
+    properties : PropertiesPanel
+        The Properties tab: a property of the built structure (the last builder tab shown),
+        computed live with the picked model; its plot and numbers appear in the tab.
     launcher : RunLauncher
         Starts the runs; its status line and run area are part of the Lab.
     filename, save_what, save_button, save_status
@@ -223,9 +227,13 @@ class Lab(widgets.VBox):
             "nanoparticle": NanoparticleBuilder(launcher=launcher, viewer_height=viewer_height),
             "file": FilePanel(launcher=launcher, viewer_height=viewer_height),
         }
-        self.tabs = widgets.Tab(children=list(self.builders.values()))
-        for i, title in enumerate(("Molecule", "Slab", "Nanoparticle", "File")):
+        # the Properties tab computes on the structure of the builder tab shown last
+        self.properties = PropertiesPanel(lambda: self.atoms, self.get_potential)
+        self.tabs = widgets.Tab(children=[*self.builders.values(), self.properties])
+        for i, title in enumerate(("Molecule", "Slab", "Nanoparticle", "File", "Properties")):
             self.tabs.set_title(i, title)
+        self._builder_index = 0
+        self.tabs.observe(self._tab_changed, names="selected_index")
 
         self.extras = widgets.Accordion(children=[self.settings, self._save_controls()])
         self.extras.set_title(0, "Run settings (Relax / MD buttons)")
@@ -365,11 +373,16 @@ class Lab(widgets.VBox):
         )
 
     # ------------------------------------------------------------------ structure and runs
+    def _tab_changed(self, change: dict[str, Any]) -> None:
+        index = change["new"]
+        if index is not None and index < len(self.builders):
+            self._builder_index = index
+
     @property
     def current(self) -> BuilderPanel:
-        """The builder panel of the selected tab."""
-        index = self.tabs.selected_index or 0
-        return list(self.builders.values())[index]
+        """The builder panel of the selected tab (with the Properties tab selected: of the
+        builder tab shown before it)."""
+        return list(self.builders.values())[self._builder_index]
 
     @property
     def atoms(self) -> Atoms | None:

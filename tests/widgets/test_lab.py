@@ -212,3 +212,37 @@ def test_file_tab_reads_path_and_upload(lab: Lab, tmp_path) -> None:
         },
     )
     assert panel.atoms is not None and len(panel.atoms) == 8
+
+
+def test_properties_tab_computes_on_the_last_builder_tabs_structure():
+    from nnp_lab.widgets._properties_panel import PropertiesPanel
+
+    lab = Lab(potential="emt")
+    assert isinstance(lab.properties, PropertiesPanel)
+    assert lab.tabs.get_title(len(lab.tabs.children) - 1) == "Properties"
+    lab.tabs.selected_index = 2  # Nanoparticle: a cluster, not a crystal
+    lab.tabs.selected_index = len(lab.tabs.children) - 1
+    assert lab.current is lab.builders["nanoparticle"]
+    panel = lab.properties
+    panel.choice.value = "eos"
+    panel.start()
+    assert panel.wait(600) is None and "periodic in all three directions" in panel.status.value
+    # a crystal (handed to the panel directly: the builders make molecules, slabs, clusters)
+    from ase.build import bulk
+
+    cu = bulk("Cu", "fcc", a=3.6)
+    panel.get_atoms = lambda: cu
+    seen = []
+    panel.progress.observe(lambda c: seen.append(c["new"]), names="value")
+    panel.start()
+    result = panel.wait(600)
+    assert result is not None and result.ok, panel.status.value
+    assert 120 < result.bulk_modulus_GPa < 150
+    assert panel.progress.value == panel.progress.max and len(set(seen)) >= 2
+    assert "EOSResult" in panel.numbers.value and len(panel.plot_area.children) == 1
+    # the surface option is read from its field
+    panel.choice.value = "surface"
+    assert panel._options.children == (panel.miller,)
+    panel.miller.value = "1 0 0"
+    panel.start()
+    assert panel.wait(600).miller == (1, 0, 0)
