@@ -50,9 +50,11 @@ test: env browser frontend-tools lint
 	$(BIN)/python -m pytest
 
 # Every benchmark of the speed issue against the upstream calculators -> bench/RESULTS.md and
-# bench/results.json (hours on a 2-core CPU; run it on a quiet machine).
+# bench/results.json (hours on a 2-core CPU; run it on a quiet machine), then the properties
+# batched vs one structure at a time (bench/properties.py, a minute).
 bench: env
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/properties.py
 
 # Rebuild the viewer's committed bundle widgets/viewer.js from widgets/src/ (needs node and npm;
 # installing nnp_lab and `make test` do not). Commit viewer.js with the src/ change.
