@@ -99,3 +99,19 @@ def test_bad_input_says_what_to_do():
         eos(bulk("Cu"), "emt", form="quadratic")
     with pytest.raises(InputError, match="volume_range"):
         eos(bulk("Cu"), "emt", volume_range=0.7)
+
+
+@pytest.mark.slow
+def test_default_model_eos_and_elastic_of_silicon():
+    """A short check with the default universal model: a sane, self-consistent answer."""
+    from nnp_lab.properties import elastic
+
+    si = bulk("Si", "diamond", a=5.43)
+    e = eos(si, None, n_points=7)
+    assert e.ok, e.flags
+    a = (4 * e.v0 / len(si) * 2) ** (1 / 3)  # 8 atoms per conventional cell
+    assert 5.3 < a < 5.6  # diamond Si, PBE-like: ~5.47 Å
+    c = elastic(e.reference, None, strains=(-0.005, 0.005))
+    assert c.ok and c.born_stable, c.flags
+    # the EOS and the elastic constants are two routes to the same B
+    assert e.bulk_modulus_GPa == pytest.approx(c.bulk_modulus_voigt_GPa, rel=0.05)
