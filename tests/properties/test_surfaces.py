@@ -100,3 +100,17 @@ def test_binding_energy_equals_adsorption_energy_for_the_same_structure(pt_slab)
 def test_adsorption_bad_site(pt_slab):
     with pytest.raises(InputError, match="no adsorption site 'hollow'"):
         adsorption_energy(pt_slab, "O", "emt", site="hollow")
+
+
+def test_d3_flows_through_every_energy_of_the_adsorption(pt_slab):
+    from nnp_lab.potentials import load_potential
+
+    plain = adsorption_energy(pt_slab, "O", "emt", site="fcc", relax=False)
+    d3 = load_potential("emt", dispersion="d3")
+    with_d3 = adsorption_energy(pt_slab, "O", d3, site="fcc", relax=False)
+    # dispersion attracts the adatom to the surface: more binding, by a D3-sized amount
+    shift = with_d3.adsorption_energy_eV - plain.adsorption_energy_eV
+    assert -0.5 < shift < -0.01
+    assert with_d3.provenance["dispersion"]["method"] == "DFT-D3(BJ)"
+    # the slab reference carries D3 too (its energy differs from the plain one)
+    assert with_d3.slab_energy_eV < plain.slab_energy_eV
