@@ -36,6 +36,7 @@ __all__ = [
     "resolve",
     "finish",
     "relaxed_copy",
+    "reference_cell",
     "gas_reference",
     "EV_A2_TO_J_M2",
     "repetitions_for_length",
@@ -207,6 +208,20 @@ def gas_reference(molecule: Atoms, vacuum: float) -> Atoms:
     gas.center(vacuum=float(vacuum))
     gas.pbc = True
     return gas
+
+
+def reference_cell(
+    atoms: Atoms, potential: Potential, *, relax: bool, fmax: float, progress: Progress
+) -> Atoms:
+    """The structure a property starts from: a copy of ``atoms`` without its calculator and,
+    with ``relax``, its cell and positions relaxed to ``fmax`` (reported to ``progress``)."""
+    reference = atoms.copy()
+    reference.calc = None
+    if relax:
+        progress.stage("relaxing cell and positions")
+        reference = relaxed_copy(reference, potential, cell=True, fmax=fmax)
+        progress.advance("reference relaxed")
+    return reference
 
 
 def require_periodic(atoms: Atoms, what: str) -> None:

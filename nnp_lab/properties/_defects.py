@@ -21,6 +21,7 @@ from nnp_lab.properties._common import (
     PropertyResult,
     evaluate_all,
     finish,
+    reference_cell,
     relaxed_copy,
     repetitions_for_length,
     require_periodic,
@@ -180,12 +181,7 @@ def vacancy_formation(
     pot = resolve(potential)
     pot.check(bulk)
     with Progress("vacancy", 3 + 2 * int(relax), live=live, callback=callback) as progress:
-        reference = bulk.copy()
-        reference.calc = None
-        if relax:
-            progress.stage("relaxing the crystal")
-            reference = relaxed_copy(reference, pot, cell=True, fmax=fmax)
-            progress.advance("crystal relaxed")
+        reference = reference_cell(bulk, pot, relax=relax, fmax=fmax, progress=progress)
         reps = (
             repetitions_for_length(reference.cell, min_length)
             if supercell is None

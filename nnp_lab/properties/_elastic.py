@@ -20,6 +20,7 @@ from nnp_lab.properties._common import (
     PropertyResult,
     evaluate_all,
     finish,
+    reference_cell,
     relaxed_copy,
     require_periodic,
     resolve,
@@ -195,12 +196,7 @@ def elastic(
     n = 6 * len(amounts)
     total = int(relax) + 2 + (n if relax_ions else 0)
     with Progress("elastic", total, live=live, callback=callback) as progress:
-        reference = atoms.copy()
-        reference.calc = None
-        if relax:
-            progress.stage("relaxing cell and positions")
-            reference = relaxed_copy(reference, pot, cell=True, fmax=fmax)
-            progress.advance("reference relaxed")
+        reference = reference_cell(atoms, pot, relax=relax, fmax=fmax, progress=progress)
         deformed, green = [], []
         for index in range(6):
             for amount in amounts:

@@ -20,6 +20,7 @@ from nnp_lab.properties._common import (
     PropertyResult,
     evaluate_all,
     finish,
+    reference_cell,
     relaxed_copy,
     require_periodic,
     resolve,
@@ -191,12 +192,7 @@ def eos(
     pot.check(atoms)
     total = int(relax) + n_points + 1
     with Progress("eos", total, live=live, callback=callback) as progress:
-        reference = atoms.copy()
-        reference.calc = None
-        if relax:
-            progress.stage("relaxing cell and positions")
-            reference = relaxed_copy(reference, pot, cell=True, fmax=fmax)
-            progress.advance("reference relaxed")
+        reference = reference_cell(atoms, pot, relax=relax, fmax=fmax, progress=progress)
         structures = scaled_structures(reference, volume_range, n_points)
         if relax_positions:
             relaxed = []

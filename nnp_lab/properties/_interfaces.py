@@ -21,6 +21,7 @@ from nnp_lab.properties._common import (
     PropertyResult,
     evaluate_all,
     finish,
+    reference_cell,
     relaxed_copy,
     require_periodic,
     resolve,
@@ -196,12 +197,7 @@ def grain_boundary_energy(
     pot = resolve(potential)
     pot.check(bulk)
     with Progress("grain_boundary", 2 + 2 * int(relax), live=live, callback=callback) as progress:
-        reference = bulk.copy()
-        reference.calc = None
-        if relax:
-            progress.stage("relaxing the crystal")
-            reference = relaxed_copy(reference, pot, cell=True, fmax=fmax)
-            progress.advance("crystal relaxed")
+        reference = reference_cell(bulk, pot, relax=relax, fmax=fmax, progress=progress)
         analyzer = SpacegroupAnalyzer(AseAtomsAdaptor.get_structure(reference))
         if analyzer.get_crystal_system() != "cubic":
             raise InputError(

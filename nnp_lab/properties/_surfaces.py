@@ -21,6 +21,7 @@ from nnp_lab.properties._common import (
     evaluate_all,
     finish,
     gas_reference,
+    reference_cell,
     relaxed_copy,
     require_periodic,
     resolve,
@@ -171,12 +172,7 @@ def surface_energy(
     pot.check(bulk)
     total = 2 + int(relax) * (1 + len(thicknesses))
     with Progress("surface_energy", total, live=live, callback=callback) as progress:
-        reference = bulk.copy()
-        reference.calc = None
-        if relax:
-            progress.stage("relaxing the crystal")
-            reference = relaxed_copy(reference, pot, cell=True, fmax=fmax)
-            progress.advance("crystal relaxed")
+        reference = reference_cell(bulk, pot, relax=relax, fmax=fmax, progress=progress)
         slabs = [
             build.surface(reference, hkl, n, vacuum=vacuum, size=tuple(size)) for n in thicknesses
         ]
