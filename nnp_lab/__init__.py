@@ -18,6 +18,7 @@ from nnp_lab.errors import (
     UnknownModelError,
 )
 from nnp_lab.potentials import Potential, list_potentials, load_potential
+from nnp_lab.screening import screen
 from nnp_lab.simulate import md, neb, relax, vibrations
 from nnp_lab.threads import get_threads, set_threads
 
@@ -42,6 +43,7 @@ __all__ = [
     "md",
     "neb",
     "vibrations",
+    "screen",
     "set_threads",
     "get_threads",
 ]

@@ -196,3 +196,22 @@ def test_property_commands_print_the_result_and_write_json(tmp_path, capsys):
     # bad input: one line on stderr, exit code 2
     assert main(["surface", str(path), "--model", "emt", "--miller", "0", "0", "0"]) == 2
     assert "names no plane" in capsys.readouterr().err
+
+
+def test_screen_command_writes_the_database_and_shows_it(tmp_path, capsys):
+    from ase.build import bulk
+    from ase.io import write
+
+    for k in range(3):
+        a = bulk("Cu", "fcc", a=3.58 + 0.02 * k, cubic=True)
+        a.rattle(0.03, seed=k)
+        write(tmp_path / f"c{k}.cif", a)
+    db = str(tmp_path / "out.db")
+    assert (
+        main(["screen", str(tmp_path / "*.cif"), "--task", "relax", "--db", db, "--model", "emt"])
+        == 0
+    )
+    assert "3 done" in capsys.readouterr().out
+    assert main(["screen", "--db", db, "--show", "--sort", "energy"]) == 0
+    table = capsys.readouterr().out
+    assert table.count("Cu4") == 3 and "n_steps" in table

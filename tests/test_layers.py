@@ -154,6 +154,7 @@ def test_no_module_imports_another_modules_private_names() -> None:
         "nnp_lab.simulate",
         "nnp_lab.models",
         "nnp_lab.properties",
+        "nnp_lab.screening",
         "nnp_lab.widgets",
     ],
 )

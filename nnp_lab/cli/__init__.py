@@ -1,6 +1,6 @@
 """Command line: ``nnp-lab models | evaluate | relax | md | neb`` and the properties
 (``eos | elastic | phonons | surface | vacancy | adsorption | gb | diffusion``, see
-:mod:`nnp_lab.cli._properties`).
+:mod:`nnp_lab.cli._properties`) and ``screen`` (:mod:`nnp_lab.cli._screening`).
 
 Structures are read and written with ASE, so every format ASE knows works (``.xyz``,
 ``.extxyz``, ``.cif``, ``POSCAR``, ``.traj`` ...). Long runs show a progress bar on stderr;
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nnp_lab.cli._properties import PROPERTY_COMMANDS, add_property_commands
+from nnp_lab.cli._screening import add_screen_command, screen_command
 from nnp_lab.errors import InputError
 
 __all__ = ["main", "build_parser", "read_structure", "potential_from"]
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectory", help="also write every iteration's band to this .traj file")
     _add_model_options(p)
     add_property_commands(sub, _add_model_options)
+    add_screen_command(sub, _add_model_options)
     return parser
 
 
@@ -284,6 +286,7 @@ _COMMANDS = {
     "md": _cmd_md,
     "neb": _cmd_neb,
     **PROPERTY_COMMANDS,
+    "screen": screen_command,
 }
 
 
