@@ -21,6 +21,8 @@ def add_screen_command(
     p.add_argument("--fmax", type=float, default=0.05, help="relaxation target, eV/Å")
     p.add_argument("--steps", type=int, default=500, help="relaxation steps at most")
     p.add_argument("--cell", action="store_true", help="relax the cells too")
+    p.add_argument("--workers", type=int, help="run on a Dask LocalCluster of N processes")
+    p.add_argument("--scheduler", help="run on the Dask cluster at this address (tcp://...)")
     p.add_argument("--show", action="store_true", help="print the database's table and exit")
     p.add_argument("--sort", help="with --show: sort by this column")
     add_model_options(p)
@@ -42,15 +44,40 @@ def screen_command(args: argparse.Namespace) -> int:
         return 0
     if not args.input:
         raise InputError("give the structures (a glob, a folder or an ase.db), or --show")
-    result = screen(
-        args.input,
-        args.task,
-        potential_from(args),
-        db=args.db,
-        fmax=args.fmax,
-        steps=args.steps,
-        cell=args.cell,
-        live=True,
-    )
+    client = None
+    if args.workers or args.scheduler:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise InputError(
+                "--workers/--scheduler need Dask: pip install 'nnp_lab[dask]'"
+            ) from None
+        client = (
+            Client(args.scheduler)
+            if args.scheduler
+            else Client(
+                LocalCluster(
+                    n_workers=args.workers,
+                    threads_per_worker=1,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+            )
+        )
+    try:
+        result = screen(
+            args.input,
+            args.task,
+            potential_from(args),
+            db=args.db,
+            fmax=args.fmax,
+            steps=args.steps,
+            cell=args.cell,
+            client=client,
+            live=True,
+        )
+    finally:
+        if client is not None:
+            client.close()
     print(result)
     return 0 if result.n_failed == 0 else 1

@@ -10,21 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from nnp_lab import validation
 from nnp_lab.errors import InputError
 from nnp_lab.potentials import Potential
 from nnp_lab.potentials.registry import resolve_potential
-from nnp_lab.screening._batched_relax import relax_in_batches
+from nnp_lab.screening._compute import TASKS, compute, task_function
 from nnp_lab.screening._store import Store, content_key
 
 __all__ = ["ScreenResult", "screen", "load", "TASKS"]
-
-#: Built-in task names (besides the names of :mod:`nnp_lab.properties` and callables).
-TASKS = ("energy", "relax")
 
 
 @dataclass
@@ -118,6 +113,8 @@ def screen(
     batch: int | str = "auto",
     max_batch_atoms: int | None = None,
     retry_failed: bool = False,
+    client: Any = None,
+    chunk_size: int = 16,
     live: bool = False,
     **task_options: Any,
 ) -> ScreenResult:
@@ -151,6 +148,15 @@ def screen(
         Atom bound of a batch (default 4,096 on a CPU, 32,768 on a GPU).
     retry_failed
         Run the structures that failed before again (default: keep their failed rows).
+    client
+        None: this process. A ``dask.distributed.Client`` (any cluster: a ``LocalCluster``,
+        ``dask-jobqueue`` on SLURM/PBS, ``dask-cuda`` for a GPU per worker), or ``"local"``
+        for a ``LocalCluster`` of one single-threaded worker process per core, closed at the
+        end. Chunks of ``chunk_size`` structures go to the workers, each of which loads the
+        potential once (a registered name is loaded there; a Potential object is sent once)
+        and runs the same batched code; rows are written here as chunks finish.
+    chunk_size
+        Structures per Dask task.
     live
         Show a progress bar.
     **task_options
@@ -168,7 +174,8 @@ def screen(
     """
     started = time.perf_counter()
     pot = resolve_potential(potential)
-    run_one, spec = _task(task, task_options, fmax=fmax, steps=steps, cell=cell)
+    spec = _spec(task, task_options, fmax=fmax, steps=steps, cell=cell)
+    function = task_function(task, task_options)
     model = {"name": pot.name, "version": str(pot.version)}
     gpu = str(pot.device).startswith("cuda")
     n_batch = (512 if gpu else 64) if batch == "auto" else validation.integer("batch", batch)
@@ -189,50 +196,60 @@ def screen(
                 continue
             yield index, atoms, key
 
+    own_client = client == "local"
+    if own_client:
+        from nnp_lab.screening._dask import local_client
+
+        client = local_client()
+    if client is None:
+        outcomes = compute(todo(), pot, spec, function, n_batch=n_batch, atom_bound=atom_bound)
+    else:
+        from nnp_lab.screening._dask import run_on_cluster
+
+        # a registered model is loaded by name on each worker; an object is sent once
+        shared = pot if isinstance(potential, Potential) else pot.name
+        outcomes = run_on_cluster(
+            client,
+            todo(),
+            shared,
+            spec,
+            task,
+            task_options,
+            chunk_size=validation.integer("chunk_size", chunk_size, minimum=1),
+            n_batch=n_batch,
+            atom_bound=atom_bound,
+        )
     bar = _progress(live)
     try:
-        if spec["name"] == "relax":
-            _screen_relax(todo(), pot, store, meta, result, bar, n_batch, atom_bound, spec)
-        elif spec["name"] == "energy":
-            _screen_energy(todo(), pot, store, meta, result, bar, n_batch, atom_bound)
-        else:
-            for index, atoms, key in todo():
-                _one_by_one(run_one, index, atoms, key, pot, store, meta, result)
-                bar.update(1)
+        for o in outcomes:
+            if o.error is None:
+                store.write_done(o.key, o.atoms, o.index, o.numbers, o.arrays, meta)
+                result.n_done += 1
+            else:
+                store.write_failed(o.key, o.atoms, o.index, o.error, meta)
+                result.n_failed += 1
+            bar.update(1)
     finally:
         bar.close()
+        if own_client:
+            client.close()
+            client.cluster.close()
     result.wall_time_s = time.perf_counter() - started
     return result
 
 
-def _task(
+def _spec(
     task: Any, options: dict[str, Any], *, fmax: float, steps: int, cell: bool
-) -> tuple[Callable[..., dict[str, Any]] | None, dict[str, Any]]:
-    """The per-structure function (None for the batched built-ins) and the task's spec (its
-    name and options: part of every row key)."""
+) -> dict[str, Any]:
+    """The task's name and options: part of every row key."""
     if callable(task):
         name = getattr(task, "__qualname__", repr(task))
-        return task, {"name": f"callable:{getattr(task, '__module__', '')}.{name}", **options}
-    if task == "energy":
-        return None, {"name": "energy"}
+        return {"name": f"callable:{getattr(task, '__module__', '')}.{name}", **options}
     if task == "relax":
         fmax = validation.number("fmax", fmax, strict=True, unit="eV/Å")
         steps = validation.integer("steps", steps, minimum=1)
-        return None, {"name": "relax", "fmax": fmax, "steps": steps, "cell": bool(cell)}
-    from nnp_lab import properties
-
-    function = getattr(properties, str(task), None) if isinstance(task, str) else None
-    if function is None or isinstance(function, type) or not callable(function):
-        names = [n for n in properties.__all__ if n[0].islower()]
-        raise InputError(
-            f"unknown task {task!r}; choose 'energy', 'relax', a property ({', '.join(names)}) "
-            "or a callable (atoms, potential) -> dict"
-        )
-
-    def run_property(atoms: Atoms, pot: Potential) -> dict[str, Any]:
-        return function(atoms, pot, **options)
-
-    return run_property, {"name": str(task), **options}
+        return {"name": "relax", "fmax": fmax, "steps": steps, "cell": bool(cell)}
+    return {"name": str(task), **options}
 
 
 def _inputs(structures: Any) -> Iterator[Atoms]:
@@ -270,97 +287,6 @@ def _inputs(structures: Any) -> Iterator[Atoms]:
         f"structures must be Atoms, a list or iterator of them, a glob/folder of files or an "
         f"ase.db path, not {type(structures).__name__}"
     )
-
-
-def _screen_energy(items, pot, store, meta, result, bar, n_batch, atom_bound) -> None:
-    """Single points in batches (by structure count and atoms)."""
-    chunk: list[tuple[int, Atoms, str]] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= n_batch or sum(len(a) for _, a, _ in chunk) >= atom_bound:
-            _energy_chunk(chunk, pot, store, meta, result, bar)
-            chunk = []
-    if chunk:
-        _energy_chunk(chunk, pot, store, meta, result, bar)
-
-
-def _energy_chunk(chunk, pot, store, meta, result, bar) -> None:
-    good = []
-    for index, atoms, key in chunk:
-        try:
-            pot.check(atoms)
-            good.append((index, atoms, key))
-        except Exception as exc:  # noqa: BLE001 - a bad structure is a failed row
-            store.write_failed(key, atoms, index, f"{type(exc).__name__}: {exc}", meta)
-            result.n_failed += 1
-            bar.update(1)
-    if not good:
-        return
-    results = pot.evaluate([a for _, a, _ in good], validate=False)
-    for (index, atoms, key), res in zip(good, results):
-        out = atoms.copy()
-        out.calc = SinglePointCalculator(out, **res)
-        fmax = float(np.sqrt((res["forces"] ** 2).sum(axis=1).max())) if len(atoms) else 0.0
-        store.write_done(key, out, index, {"fmax": fmax}, {}, meta)
-        result.n_done += 1
-        bar.update(1)
-
-
-def _screen_relax(items, pot, store, meta, result, bar, n_batch, atom_bound, spec) -> None:
-    keys: dict[int, tuple[Atoms, str]] = {}
-
-    def stream() -> Iterator[tuple[int, Atoms]]:
-        for index, atoms, key in items:
-            keys[index] = (atoms, key)
-            yield index, atoms
-
-    for outcome in relax_in_batches(
-        stream(),
-        pot,
-        fmax=spec["fmax"],
-        steps=spec["steps"],
-        cell=spec["cell"],
-        max_structures=n_batch,
-        max_atoms=atom_bound,
-    ):
-        atoms, key = keys.pop(outcome.index)
-        if outcome.atoms is None:
-            store.write_failed(key, atoms, outcome.index, outcome.error or "failed", meta)
-            result.n_failed += 1
-        else:
-            numbers = {
-                "fmax": outcome.fmax,
-                "n_steps": outcome.n_steps,
-                "converged": outcome.converged,
-            }
-            store.write_done(key, outcome.atoms, outcome.index, numbers, {}, meta)
-            result.n_done += 1
-        bar.update(1)
-
-
-def _one_by_one(run_one, index, atoms, key, pot, store, meta, result) -> None:
-    """A property or a callable on one structure; its scalar numbers become the row's."""
-    try:
-        out = run_one(atoms, pot)
-        numbers = out.to_dict() if hasattr(out, "to_dict") else dict(out)
-    except Exception as exc:  # noqa: BLE001 - a failing structure is a failed row
-        store.write_failed(key, atoms, index, f"{type(exc).__name__}: {exc}", meta)
-        result.n_failed += 1
-        return
-    a = atoms.copy()
-    a.calc = None
-    flat = {k: v for k, v in numbers.items() if not isinstance(v, (dict, list))}
-    arrays = {k: v for k, v in numbers.items() if isinstance(v, list) and _numeric(v)}
-    store.write_done(key, a, index, flat, arrays, meta)
-    result.n_done += 1
-
-
-def _numeric(values: list) -> bool:
-    try:
-        np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _status(store: Store, row_id: int) -> str | None:

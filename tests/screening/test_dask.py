@@ -1,0 +1,52 @@
+"""screen() on a Dask LocalCluster (two worker processes on loopback, started here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from nnp_lab.screening import screen
+
+distributed = pytest.importorskip("distributed")
+
+
+def cells(n):
+    out = []
+    for k in range(n):
+        a = bulk("Cu", "fcc", a=3.58 + 0.01 * (k % 5), cubic=True)
+        a.rattle(0.05, seed=k)
+        out.append(a)
+    return out
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def test_cluster_results_equal_in_process_and_load_once_per_worker(client, tmp_path):
+    inputs = cells(12)
+    local = screen(inputs, "relax", "emt", db=tmp_path / "local.db").to_dataframe()
+    remote = screen(inputs, "relax", "emt", db=tmp_path / "dask.db", client=client, chunk_size=3)
+    assert remote.n_done == 12
+    df = remote.to_dataframe()
+    assert list(df.key) == list(local.key)  # same structures, same keys, input order
+    np.testing.assert_allclose(df.energy, local.energy, rtol=0, atol=1e-10)
+    assert list(df.n_steps) == list(local.n_steps)
+    # every worker that ran a chunk loaded the model once, whatever the number of chunks
+    def count():  # imported on the worker: the worker's own counter, not a pickled copy
+        from nnp_lab.screening._dask import LOADS
+
+        return LOADS["count"]
+
+    loads = client.run(count)
+    assert sorted(loads.values()) in ([1, 1], [0, 1])
+    again = screen(inputs, "relax", "emt", db=tmp_path / "dask.db", client=client)
+    assert again.n_skipped == 12 and again.n_done == 0
