@@ -211,15 +211,22 @@ def _pairs(atoms: Any, pairs: Sequence[tuple[str, str]] | str) -> list[str]:
 
 
 def _first_minimum(r: np.ndarray, g: np.ndarray) -> float:
-    """r of the first local minimum of a lightly smoothed g after its first peak."""
+    """r of the lowest point between the first clear peak of a lightly smoothed g(r) and the
+    next one (NaN without a first peak and a minimum after it). The first peak, not the
+    highest: in diamond Si the second shell's peak is higher than the first."""
+    from scipy.signal import find_peaks
+
     smooth = np.convolve(g, np.ones(3) / 3, mode="same")
     if not np.any(smooth > 0):
         return float("nan")
-    peak = int(np.argmax(smooth))  # the first shell is the highest peak of g(r)
-    for k in range(peak + 1, len(smooth) - 1):
-        if smooth[k] < smooth[k - 1] and smooth[k] <= smooth[k + 1]:
-            return float(r[k])
-    return float("nan")
+    peaks, _ = find_peaks(smooth, prominence=0.1 * float(np.max(smooth)))
+    if peaks.size == 0:
+        return float("nan")
+    end = int(peaks[1]) if peaks.size > 1 else len(smooth) - 1
+    low = int(peaks[0]) + int(np.argmin(smooth[peaks[0] : end + 1]))
+    if peaks.size == 1 and low >= len(smooth) - 2:
+        return float("nan")
+    return float(r[low])
 
 
 @dataclass(frozen=True, repr=False)

@@ -40,6 +40,7 @@ def test_cluster_results_equal_in_process_and_load_once_per_worker(client, tmp_p
     assert list(df.key) == list(local.key)  # same structures, same keys, input order
     np.testing.assert_allclose(df.energy, local.energy, rtol=0, atol=1e-10)
     assert list(df.n_steps) == list(local.n_steps)
+
     # every worker that ran a chunk loaded the model once, whatever the number of chunks
     def count():  # imported on the worker: the worker's own counter, not a pickled copy
         from nnp_lab.screening._dask import LOADS

@@ -18,6 +18,7 @@ from ase.build import bulk
 import nnp_lab
 from nnp_lab.errors import InputError
 from nnp_lab.potentials import load_potential
+from nnp_lab.potentials.emt import EMTPotential
 from nnp_lab.screening import ScreenResult, load, screen
 from nnp_lab.screening._batched_relax import relax_in_batches
 from nnp_lab.simulate import relax
@@ -52,7 +53,7 @@ def test_batched_relaxation_equals_one_by_one(tmp_path):
 
 
 def test_in_flight_batch_never_exceeds_its_bounds():
-    pot = load_potential("emt")
+    pot = EMTPotential()  # its own instance: load_potential's is shared by every test
     sizes = []
     original = pot.evaluate
 
