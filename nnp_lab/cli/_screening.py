@@ -45,25 +45,16 @@ def screen_command(args: argparse.Namespace) -> int:
     if not args.input:
         raise InputError("give the structures (a glob, a folder or an ase.db), or --show")
     client = None
-    if args.workers or args.scheduler:
+    if args.scheduler:
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client
         except ImportError:
-            raise InputError(
-                "--workers/--scheduler need Dask: pip install 'nnp_lab[dask]'"
-            ) from None
-        client = (
-            Client(args.scheduler)
-            if args.scheduler
-            else Client(
-                LocalCluster(
-                    n_workers=args.workers,
-                    threads_per_worker=1,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                )
-            )
-        )
+            raise InputError("--scheduler needs Dask: pip install 'nnp_lab[dask]'") from None
+        client = Client(args.scheduler)
+    elif args.workers:
+        from nnp_lab.screening._dask import local_client
+
+        client = local_client(args.workers)
     try:
         result = screen(
             args.input,

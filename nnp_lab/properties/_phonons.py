@@ -20,6 +20,7 @@ from nnp_lab.properties._common import (
     PropertyResult,
     evaluate_all,
     finish,
+    reference_cell,
     relaxed_copy,
     repetitions_for_length,
     require_periodic,
@@ -231,12 +232,7 @@ def phonons(
     pot = resolve(potential)
     pot.check(atoms)
     with Progress("phonons", 3 + int(relax), live=live, callback=callback) as progress:
-        reference = atoms.copy()
-        reference.calc = None
-        if relax:
-            progress.stage("relaxing cell and positions")
-            reference = relaxed_copy(reference, pot, cell=True, fmax=fmax)
-            progress.advance("relaxed")
+        reference = reference_cell(atoms, pot, relax=relax, fmax=fmax, progress=progress)
         matrix = supercell_matrix(reference, supercell, min_length)
         ph = displaced_phonopy(reference, matrix, displacement)
         cells = [_to_atoms(s) for s in ph.supercells_with_displacements]

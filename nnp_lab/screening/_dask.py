@@ -36,25 +36,26 @@ def worker_potential(spec: str) -> Potential:
     return pot
 
 
-def local_client() -> Any:
-    """A ``LocalCluster`` sized to the machine: one single-threaded process per usable core,
-    so that torch threads of different workers do not oversubscribe the cores."""
+def local_client(n_workers: int | None = None) -> Any:
+    """A client of a new ``LocalCluster`` on loopback: ``n_workers`` single-threaded worker
+    processes (default: one per usable core, so that the torch threads of different workers do
+    not oversubscribe the cores). Closing the client closes the cluster too."""
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise InputError(
             "client='local' needs Dask: pip install 'nnp_lab[dask]' (dask[distributed])"
         ) from None
     from nnp_lab.threads import usable_cpus
 
-    cluster = LocalCluster(
-        n_workers=max(1, usable_cpus()),
+    # a Client that starts its own LocalCluster owns it: closing the client stops it
+    return Client(
+        n_workers=n_workers or max(1, usable_cpus()),
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
     )
-    return Client(cluster)
 
 
 def _run_chunk(

@@ -232,8 +232,7 @@ def screen(
     finally:
         bar.close()
         if own_client:
-            client.close()
-            client.cluster.close()
+            client.close()  # local_client's close stops its cluster too
     result.wall_time_s = time.perf_counter() - started
     return result
 

@@ -51,3 +51,11 @@ def test_cluster_results_equal_in_process_and_load_once_per_worker(client, tmp_p
     assert sorted(loads.values()) in ([1, 1], [0, 1])
     again = screen(inputs, "relax", "emt", db=tmp_path / "dask.db", client=client)
     assert again.n_skipped == 12 and again.n_done == 0
+
+
+def test_client_local_starts_and_stops_its_own_cluster(tmp_path):
+    inputs = cells(3)
+    here = screen(inputs, "energy", "emt", db=tmp_path / "here.db").to_dataframe()
+    there = screen(inputs, "energy", "emt", db=tmp_path / "there.db", client="local")
+    assert there.n_done == 3
+    np.testing.assert_allclose(there.to_dataframe().energy, here.energy, rtol=0, atol=1e-12)

@@ -139,16 +139,24 @@ def test_files_and_databases_as_input(tmp_path):
 
 SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     sys.path.insert(0, {root!r})
     from ase.build import bulk
     from nnp_lab.potentials.emt import EMTPotential
     from nnp_lab.screening import screen
 
-    class Slow(EMTPotential):
-        name = "emt"  # the same model as far as the keys go
+    class HoldAt(EMTPotential):
+        # EMT (the same model as far as the keys go) that, at its {hold}-th call, says so in
+        # a file and waits there until it is killed: where the screen stands when the kill
+        # comes depends on the call count, not on the machine's speed
+        calls = 0
         def _evaluate(self, structures, properties):
-            time.sleep(0.002)
+            HoldAt.calls += 1
+            if HoldAt.calls == {hold}:
+                open({held!r}, "w").close()
+                deadline = time.monotonic() + 600  # hang guard only
+                while time.monotonic() < deadline:
+                    time.sleep(0.01)
             return super()._evaluate(structures, properties)
 
     cells = []
@@ -156,29 +164,29 @@ SCRIPT = textwrap.dedent(
         a = bulk("Cu", "fcc", a=3.58 + 0.01 * (k % 5), cubic=True)
         a.rattle(0.05, seed=k)
         cells.append(a)
-    screen(cells, "relax", Slow(), db={db!r}, batch=2)
+    hold = {hold} if len(sys.argv) < 2 else 0  # the rerun never holds
+    pot = HoldAt() if hold else EMTPotential()
+    screen(cells, "relax", pot, db={db!r}, batch=2)
     """
 )
 
 
 def test_kill_9_mid_screen_then_resume(tmp_path):
-    db = tmp_path / "killed.db"
+    db, held = tmp_path / "killed.db", tmp_path / "held"
     script = tmp_path / "run.py"
-    script.write_text(SCRIPT.format(root=str(ROOT), db=str(db)))
+    script.write_text(SCRIPT.format(root=str(ROOT), db=str(db), held=str(held), hold=60))
     proc = subprocess.Popen([sys.executable, str(script)])
     try:
-        # wait (on the database, not the clock) until some but not all rows are committed
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if db.exists() and len(load(db).to_dataframe()) >= 6:
-                break
+        deadline = time.monotonic() + 300  # hang guard: the script holds itself at call 60
+        while not held.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
+        assert held.exists(), "the screen never reached its hold point"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
     before = load(db).to_dataframe()
-    assert 6 <= len(before) < 40, len(before)
-    proc = subprocess.run([sys.executable, str(script)], check=True)
+    assert 1 <= len(before) < 40, len(before)
+    subprocess.run([sys.executable, str(script), "rerun"], check=True)
     after = load(db).to_dataframe()
     assert len(after) == 40 and after.key.is_unique  # every structure exactly once
     kept = after.set_index("key").loc[before.key]
