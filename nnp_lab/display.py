@@ -4,7 +4,8 @@ The engine (:mod:`nnp_lab.simulate`, :mod:`nnp_lab.models`) never imports a disp
 offers what ASE's dynamics offer — subscribers of its events — and asks this registry for a
 display when the user passes ``live=True``. :mod:`nnp_lab.widgets` registers its displays when
 it is imported (``"run"``: the live view of a relaxation, MD or NEB; ``"training"``: the loss
-plot of :func:`nnp_lab.models.train`). Inside a Jupyter kernel a display that is not
+plot of :func:`nnp_lab.models.train`; ``"screen"``: the progress, table and scatter of
+:func:`nnp_lab.screen`). Inside a Jupyter kernel a display that is not
 registered yet is found through the package entry-point group ``nnp_lab.displays`` (nnp_lab's
 own ``pyproject.toml`` names ``nnp_lab.widgets`` there), which is the one documented way the
 engine reaches the display layer; another package can offer its own displays the same way.
@@ -31,11 +32,12 @@ _entry_points_loaded = False
 
 
 def register_display(kind: str, show: Callable[..., Any]) -> None:
-    """Make ``show`` the live display of ``kind`` (``"run"`` or ``"training"``).
+    """Make ``show`` the live display of ``kind`` (``"run"``, ``"training"``, ``"screen"``).
 
     ``show(run, total=...)`` for runs must drain the run and return its result;
     ``show(total_epochs)`` for training returns a subscriber of training progress events
-    (see :mod:`nnp_lab.models.training`).
+    (see :mod:`nnp_lab.models.training`); ``show(screen_run)`` for screens runs the
+    :class:`~nnp_lab.screening.ScreenRun` and returns its result.
     """
     _DISPLAYS[kind] = show
 

@@ -9,6 +9,6 @@ in flight (:mod:`._batched_relax`). :func:`load` reads a finished or half-finish
 
 from __future__ import annotations
 
-from nnp_lab.screening._screen import TASKS, ScreenResult, load, screen
+from nnp_lab.screening._screen import TASKS, RowEvent, ScreenResult, ScreenRun, load, screen
 
-__all__ = ["screen", "load", "ScreenResult", "TASKS"]
+__all__ = ["screen", "load", "ScreenResult", "ScreenRun", "RowEvent", "TASKS"]

@@ -81,10 +81,16 @@ def compute(
     *,
     n_batch: int,
     atom_bound: int,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Outcome]:
-    """The outcomes of ``items`` under the task ``spec`` (in completion order)."""
+    """The outcomes of ``items`` under the task ``spec`` (in completion order).
+
+    ``should_stop`` is checked before every batched relaxation step (the structures in
+    flight are then abandoned, not yielded); single points and property tasks end at the
+    next structure or batch when the consumer stops pulling.
+    """
     if spec["name"] == "relax":
-        yield from _relax(items, potential, spec, n_batch, atom_bound)
+        yield from _relax(items, potential, spec, n_batch, atom_bound, should_stop)
     elif spec["name"] == "energy":
         yield from _energies(items, potential, n_batch, atom_bound)
     else:
@@ -133,7 +139,12 @@ def _energy_chunk(chunk: list[Item], pot: Potential) -> Iterator[Outcome]:
 
 
 def _relax(
-    items: Iterable[Item], pot: Potential, spec: dict[str, Any], n_batch: int, atom_bound: int
+    items: Iterable[Item],
+    pot: Potential,
+    spec: dict[str, Any],
+    n_batch: int,
+    atom_bound: int,
+    should_stop: Callable[[], bool],
 ) -> Iterator[Outcome]:
     inputs: dict[int, tuple[Atoms, str]] = {}
 
@@ -150,6 +161,7 @@ def _relax(
         cell=spec["cell"],
         max_structures=n_batch,
         max_atoms=atom_bound,
+        should_stop=should_stop,
     ):
         atoms, key = inputs.pop(o.index)
         if o.atoms is None:

@@ -98,27 +98,36 @@ def run_on_cluster(
 
     shared = potential if isinstance(potential, str) else client.scatter(potential, broadcast=True)
     futures = as_completed()
+    pending: set[Any] = set()
     chunk: list[tuple[int, Any, str]] = []
 
     def submit(batch: list[tuple[int, Any, str]]) -> None:
-        futures.add(
-            client.submit(
-                _run_chunk, batch, shared, spec, task, options, n_batch, atom_bound, pure=False
-            )
+        future = client.submit(
+            _run_chunk, batch, shared, spec, task, options, n_batch, atom_bound, pure=False
         )
+        pending.add(future)
+        futures.add(future)
+
+    def finished() -> list[Any]:
+        future = next(futures)
+        pending.discard(future)
+        return list(future.result())
 
     # at most two chunks per worker in flight: the input stream is never all in memory
     limit = 2 * max(1, len(client.scheduler_info().get("workers", {})))
-    in_flight = 0
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= chunk_size:
+    try:
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= chunk_size:
+                submit(chunk)
+                chunk = []
+                while len(pending) >= limit:
+                    yield from finished()
+        if chunk:
             submit(chunk)
-            chunk, in_flight = [], in_flight + 1
-            while in_flight >= limit:
-                in_flight -= 1
-                yield from next(futures).result()
-    if chunk:
-        submit(chunk)
-    for future in futures:
-        yield from future.result()
+        while pending:
+            yield from finished()
+    finally:
+        # stopped early (Stop, Ctrl-C, an error): the chunks still out are abandoned
+        if pending:
+            client.cancel(list(pending))

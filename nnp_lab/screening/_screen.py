@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -13,13 +15,19 @@ from typing import Any
 from ase import Atoms
 
 from nnp_lab import validation
+from nnp_lab.display import live_display
 from nnp_lab.errors import InputError
 from nnp_lab.potentials import Potential
 from nnp_lab.potentials.registry import resolve_potential
 from nnp_lab.screening._compute import TASKS, compute, task_function
-from nnp_lab.screening._store import Store, content_key
+from nnp_lab.screening._store import Store, content_key, task_name
 
-__all__ = ["ScreenResult", "screen", "load", "TASKS"]
+__all__ = ["ScreenResult", "ScreenRun", "RowEvent", "screen", "load", "TASKS"]
+
+logger = logging.getLogger(__name__)
+
+#: Row keys that describe the screen, not the structure's numbers.
+_META_KEYS = frozenset({"key", "status", "error", "task", "model", "model_version"})
 
 
 @dataclass
@@ -36,6 +44,8 @@ class ScreenResult:
         Rows written by this call as done / failed, and inputs found already in the
         database (not recomputed).
     wall_time_s : float
+    stopped : bool
+        The screen was stopped before every input was handled (run it again for the rest).
     """
 
     db: str
@@ -44,11 +54,12 @@ class ScreenResult:
     n_failed: int = 0
     n_skipped: int = 0
     wall_time_s: float = 0.0
+    stopped: bool = False
 
     def to_dataframe(self) -> Any:
         """One row per input structure (input order; for :func:`load`: database order):
-        ``key``, ``formula``, ``n_atoms``, ``status``, ``error``, ``energy`` (eV), ``row_id``
-        and every number the task stored."""
+        ``key``, ``formula``, ``n_atoms``, ``status``, ``error``, ``energy`` (eV),
+        ``energy_per_atom`` (eV/atom), ``row_id`` and every number the task stored."""
         import pandas as pd
 
         by_key: dict[str, dict[str, Any]] = {}
@@ -61,10 +72,9 @@ class ScreenResult:
                 "status": row.get("status"),
                 "error": row.get("error"),
                 "energy": row.get("energy"),
+                "energy_per_atom": _per_atom(row.get("energy"), row.natoms),
             }
-            record.update(
-                {k: v for k, v in row.key_value_pairs.items() if k not in record and k != "key"}
-            )
+            record.update(_numbers(row, exclude=record))
             by_key.setdefault(row.key, record)
         order = self.keys or list(by_key)
         return pd.DataFrame([by_key[k] for k in order if k in by_key])
@@ -99,6 +109,253 @@ def load(db: str | os.PathLike) -> ScreenResult:
     if "://" not in str(db) and not Path(db).exists():
         raise InputError(f"no screen database at {str(db)!r}")
     return ScreenResult(str(db), keys=[])
+
+
+@dataclass
+class RowEvent:
+    """One row of a running screen, sent to subscribers as it is committed (or, with
+    ``resumed=True``, as an input is found already done in the database).
+
+    Attributes
+    ----------
+    index : int
+        Position of the structure in the input.
+    key : str
+    row_id : int
+        The row in the database (for :meth:`ScreenResult.atoms`).
+    status : str
+        ``"done"`` or ``"failed"``.
+    formula : str
+    n_atoms : int
+    energy : float or None
+        eV.
+    numbers : dict
+        The task's numbers (as stored; reserved names carry a ``task_`` prefix).
+    error : str or None
+    resumed : bool
+    n_seen, n_done, n_failed, n_skipped : int
+        Counts so far in this call (``n_seen`` = inputs handled, resumed ones included).
+    """
+
+    index: int
+    key: str
+    row_id: int
+    status: str
+    formula: str
+    n_atoms: int
+    energy: float | None
+    numbers: dict[str, Any]
+    error: str | None
+    resumed: bool
+    n_seen: int
+    n_done: int
+    n_failed: int
+    n_skipped: int
+
+    def record(self) -> dict[str, Any]:
+        """The row as a flat dict (the columns of :meth:`ScreenResult.to_dataframe`)."""
+        out: dict[str, Any] = {
+            "key": self.key,
+            "row_id": self.row_id,
+            "formula": self.formula,
+            "n_atoms": self.n_atoms,
+            "status": self.status,
+            "error": self.error,
+            "energy": self.energy,
+            "energy_per_atom": _per_atom(self.energy, self.n_atoms),
+        }
+        out.update({k: v for k, v in self.numbers.items() if k not in out})
+        return out
+
+
+class ScreenRun:
+    """A screen set up and ready to run: what :func:`screen` builds (same arguments).
+
+    Everything is checked in the constructor, so bad arguments raise before anything is
+    displayed. :meth:`run` does the work in the calling thread (a live display calls it in a
+    background thread); :meth:`stop` asks it to end early from any thread; subscribers get a
+    :class:`RowEvent` per row.
+
+    Attributes
+    ----------
+    total : int or None
+        Number of inputs when known in advance (a list or tuple), else None.
+    result : ScreenResult or None
+        Set when :meth:`run` returns.
+    """
+
+    def __init__(
+        self,
+        structures: Any,
+        task: str | Callable[[Atoms, Potential], dict[str, Any]] = "energy",
+        potential: Potential | str | None = None,
+        *,
+        db: str | os.PathLike = "screen.db",
+        fmax: float = 0.05,
+        steps: int = 500,
+        cell: bool = False,
+        batch: int | str = "auto",
+        max_batch_atoms: int | None = None,
+        retry_failed: bool = False,
+        client: Any = None,
+        chunk_size: int = 16,
+        **task_options: Any,
+    ) -> None:
+        self.structures = structures
+        self.task = task
+        self.task_options = task_options
+        self.potential = resolve_potential(potential)
+        self._shared = self.potential if isinstance(potential, Potential) else self.potential.name
+        self.spec = _spec(task, task_options, fmax=fmax, steps=steps, cell=cell)
+        self.function = task_function(task, task_options)
+        gpu = str(self.potential.device).startswith("cuda")
+        if batch == "auto":
+            self.n_batch = 512 if gpu else 64
+        else:
+            self.n_batch = validation.integer("batch", batch, minimum=1)
+        if max_batch_atoms is None:
+            self.atom_bound = 32768 if gpu else 4096
+        else:
+            self.atom_bound = validation.integer("max_batch_atoms", max_batch_atoms, minimum=1)
+        self.chunk_size = validation.integer("chunk_size", chunk_size, minimum=1)
+        self.retry_failed = bool(retry_failed)
+        self.client = client
+        self.db = str(db)
+        self.store = Store(db)
+        self.total = len(structures) if isinstance(structures, (list, tuple)) else None
+        self.result: ScreenResult | None = None
+        self._subscribers: list[Callable[[RowEvent], None]] = []
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------------ control
+    def subscribe(self, callback: Callable[[RowEvent], None]) -> None:
+        """Call ``callback(event)`` for every row (in the thread that runs :meth:`run`)."""
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        self._subscribers.append(callback)
+
+    def stop(self) -> None:
+        """End the screen early: rows committed so far stay, the structures in flight are
+        abandoned (a relaxation batch at its next step, a Dask chunk cancelled); running
+        the same screen again does the rest."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # ------------------------------------------------------------------ the work
+    def run(self) -> ScreenResult:
+        """Do the screen; returns its :class:`ScreenResult` (``stopped=True`` after
+        :meth:`stop`)."""
+        started = time.perf_counter()
+        store, model = (
+            self.store,
+            {
+                "name": self.potential.name,
+                "version": str(self.potential.version),
+            },
+        )
+        meta = {
+            "task": self.spec["name"],
+            "model": self.potential.name,
+            "model_version": str(self.potential.version),
+        }
+        done = store.keys()
+        if self.retry_failed:
+            done = {k: i for k, i in done.items() if _status(store, i) == "done"}
+        result = ScreenResult(self.db, keys=[])
+        self.result = result
+
+        def todo() -> Iterator[tuple[int, Atoms, str]]:
+            for index, atoms in enumerate(_inputs(self.structures)):
+                if self._stop.is_set():
+                    return
+                key = content_key(atoms, self.spec, model)
+                result.keys.append(key)
+                if key in done:
+                    result.n_skipped += 1
+                    if self._subscribers:
+                        self._emit(index, store.db.get(id=done[key]), resumed=True)
+                    continue
+                yield index, atoms, key
+
+        client, own_client = self.client, self.client == "local"
+        if own_client:
+            from nnp_lab.screening._dask import local_client
+
+            client = local_client()
+        if client is None:
+            outcomes = compute(
+                todo(),
+                self.potential,
+                self.spec,
+                self.function,
+                n_batch=self.n_batch,
+                atom_bound=self.atom_bound,
+                should_stop=self._stop.is_set,
+            )
+        else:
+            from nnp_lab.screening._dask import run_on_cluster
+
+            # a registered model is loaded by name on each worker; an object is sent once
+            outcomes = run_on_cluster(
+                client,
+                todo(),
+                self._shared,
+                self.spec,
+                self.task,
+                self.task_options,
+                chunk_size=self.chunk_size,
+                n_batch=self.n_batch,
+                atom_bound=self.atom_bound,
+            )
+        try:
+            for o in outcomes:
+                if o.error is None:
+                    row_id = store.write_done(o.key, o.atoms, o.index, o.numbers, o.arrays, meta)
+                    result.n_done += 1
+                else:
+                    row_id = store.write_failed(o.key, o.atoms, o.index, o.error, meta)
+                    result.n_failed += 1
+                if self._subscribers:
+                    self._emit(o.index, store.db.get(id=row_id), resumed=False)
+                if self._stop.is_set():
+                    break
+        finally:
+            close = getattr(outcomes, "close", None)
+            if close is not None:
+                close()  # abandons what is in flight (cancels Dask chunks)
+            if own_client:
+                client.close()  # local_client's close stops its cluster too
+            result.stopped = self._stop.is_set()
+            result.wall_time_s = time.perf_counter() - started
+        return result
+
+    def _emit(self, index: int, row: Any, *, resumed: bool) -> None:
+        r = self.result
+        assert r is not None
+        event = RowEvent(
+            index=index,
+            key=row.key,
+            row_id=row.id,
+            status=str(row.get("status")),
+            formula=row.formula,
+            n_atoms=row.natoms,
+            energy=row.get("energy"),
+            numbers=_numbers(row),
+            error=row.get("error"),
+            resumed=resumed,
+            n_seen=r.n_done + r.n_failed + r.n_skipped,
+            n_done=r.n_done,
+            n_failed=r.n_failed,
+            n_skipped=r.n_skipped,
+        )
+        for callback in self._subscribers:
+            try:
+                callback(event)
+            except Exception:  # a broken display must not lose the screen
+                logger.exception("a screen subscriber failed")
 
 
 def screen(
@@ -158,83 +415,55 @@ def screen(
     chunk_size
         Structures per Dask task.
     live
-        Show a progress bar.
+        In Jupyter: a progress bar with rate and ETA, a sortable table that fills in as rows
+        arrive, a scatter of two chosen columns and a Viewer that shows the structure of a
+        clicked row; Stop ends the screen cleanly (see
+        :class:`nnp_lab.widgets.ScreenView`). Elsewhere: a tqdm bar.
     **task_options
         Keywords of a property task.
 
     Returns
     -------
     ScreenResult
-        ``to_dataframe()``, ``failed``, ``atoms(row_id)``.
+        ``to_dataframe()``, ``failed``, ``atoms(row_id)``; ``stopped`` after Stop or Ctrl-C
+        in a live view.
 
     Raises
     ------
     InputError
         An unknown task, bad options, no structures.
     """
-    started = time.perf_counter()
-    pot = resolve_potential(potential)
-    spec = _spec(task, task_options, fmax=fmax, steps=steps, cell=cell)
-    function = task_function(task, task_options)
-    model = {"name": pot.name, "version": str(pot.version)}
-    gpu = str(pot.device).startswith("cuda")
-    n_batch = (512 if gpu else 64) if batch == "auto" else validation.integer("batch", batch)
-    atom_bound = max_batch_atoms or (32768 if gpu else 4096)
-    store = Store(db)
-    done = store.keys()
-    if retry_failed:
-        done = {k: i for k, i in done.items() if _status(store, i) == "done"}
-    result = ScreenResult(str(db), keys=[])
-    meta = {"task": spec["name"], "model": pot.name, "model_version": str(pot.version)}
+    job = ScreenRun(
+        structures,
+        task,
+        potential,
+        db=db,
+        fmax=fmax,
+        steps=steps,
+        cell=cell,
+        batch=batch,
+        max_batch_atoms=max_batch_atoms,
+        retry_failed=retry_failed,
+        client=client,
+        chunk_size=chunk_size,
+        **task_options,
+    )
+    if not live:
+        return job.run()
+    show = live_display("screen")
+    if show is not None:
+        return show(job)
+    from tqdm.auto import tqdm
 
-    def todo() -> Iterator[tuple[int, Atoms, str]]:
-        for index, atoms in enumerate(_inputs(structures)):
-            key = content_key(atoms, spec, model)
-            result.keys.append(key)
-            if key in done:
-                result.n_skipped += 1
-                continue
-            yield index, atoms, key
+    with tqdm(total=job.total, desc="screen", unit="structure") as bar:
 
-    own_client = client == "local"
-    if own_client:
-        from nnp_lab.screening._dask import local_client
-
-        client = local_client()
-    if client is None:
-        outcomes = compute(todo(), pot, spec, function, n_batch=n_batch, atom_bound=atom_bound)
-    else:
-        from nnp_lab.screening._dask import run_on_cluster
-
-        # a registered model is loaded by name on each worker; an object is sent once
-        shared = pot if isinstance(potential, Potential) else pot.name
-        outcomes = run_on_cluster(
-            client,
-            todo(),
-            shared,
-            spec,
-            task,
-            task_options,
-            chunk_size=validation.integer("chunk_size", chunk_size, minimum=1),
-            n_batch=n_batch,
-            atom_bound=atom_bound,
-        )
-    bar = _progress(live)
-    try:
-        for o in outcomes:
-            if o.error is None:
-                store.write_done(o.key, o.atoms, o.index, o.numbers, o.arrays, meta)
-                result.n_done += 1
-            else:
-                store.write_failed(o.key, o.atoms, o.index, o.error, meta)
-                result.n_failed += 1
+        def advance(event: RowEvent) -> None:
             bar.update(1)
-    finally:
-        bar.close()
-        if own_client:
-            client.close()  # local_client's close stops its cluster too
-    result.wall_time_s = time.perf_counter() - started
-    return result
+            if event.n_failed:
+                bar.set_postfix(failed=event.n_failed, refresh=False)
+
+        job.subscribe(advance)
+        return job.run()
 
 
 def _spec(
@@ -242,8 +471,11 @@ def _spec(
 ) -> dict[str, Any]:
     """The task's name and options: part of every row key."""
     if callable(task):
-        name = getattr(task, "__qualname__", repr(task))
-        return {"name": f"callable:{getattr(task, '__module__', '')}.{name}", **options}
+        # a function by its qualified name; an instance of a callable class by its class
+        # (never by repr, which holds a memory address and would change every session)
+        name = getattr(task, "__qualname__", None) or type(task).__qualname__
+        module = getattr(task, "__module__", None) or type(task).__module__
+        return {"name": f"callable:{module}.{name}", **options}
     if task == "relax":
         fmax = validation.number("fmax", fmax, strict=True, unit="eV/Å")
         steps = validation.integer("steps", steps, minimum=1)
@@ -292,17 +524,17 @@ def _status(store: Store, row_id: int) -> str | None:
     return store.db.get(id=row_id).get("status")
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
+def _numbers(row: Any, exclude: Any = ()) -> dict[str, Any]:
+    """A row's task numbers under the task's own names (``fmax``, not the stored
+    ``task_fmax``), leaving out the screen's bookkeeping and the names in ``exclude``."""
+    out = {}
+    for column, value in row.key_value_pairs.items():
+        name = task_name(column)
+        if column in _META_KEYS or name in exclude or column in exclude:
+            continue
+        out[name] = value
+    return out
 
-    def close(self) -> None:
-        pass
 
-
-def _progress(live: bool) -> Any:
-    if not live:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(desc="screen", unit="structure")
+def _per_atom(energy: Any, n_atoms: int) -> float | None:
+    return float(energy) / n_atoms if energy is not None and n_atoms else None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-__all__ = ["content_key", "Store"]
+__all__ = ["content_key", "Store", "task_name"]
 
 #: Positions and cells are rounded to this many decimals (Å) before hashing, so that the
 #: same structure read back from a file hashes the same.
@@ -103,6 +103,14 @@ def _column(name: str) -> str:
     from ase.db.core import reserved_keys
 
     return f"task_{name}" if name in reserved_keys else name
+
+
+def task_name(column: str) -> str:
+    """The task's own name of a stored column (the inverse of the ``task_`` prefix)."""
+    from ase.db.core import reserved_keys
+
+    bare = column[len("task_") :] if column.startswith("task_") else ""
+    return bare if bare in reserved_keys else column
 
 
 def _scalar(value: Any) -> Any:

@@ -23,6 +23,10 @@ from nnp_lab.widgets.lab import Lab  # noqa: E402
 
 __all__ += ["MoleculeBuilder", "SlabBuilder", "NanoparticleBuilder", "Lab"]
 
+from nnp_lab.widgets.screen_view import ScreenView, watch_screen  # noqa: E402
+
+__all__ += ["ScreenView", "watch_screen"]
+
 # The engine's live=True finds these through nnp_lab.display (this package is named in the
 # "nnp_lab.displays" entry-point group of nnp_lab's pyproject.toml).
 from nnp_lab.display import register_display  # noqa: E402
@@ -30,3 +34,4 @@ from nnp_lab.widgets.plots import TrainingPlot  # noqa: E402
 
 register_display("run", watch)
 register_display("training", TrainingPlot)
+register_display("screen", watch_screen)

@@ -191,3 +191,37 @@ def test_kill_9_mid_screen_then_resume(tmp_path):
     assert len(after) == 40 and after.key.is_unique  # every structure exactly once
     kept = after.set_index("key").loc[before.key]
     np.testing.assert_array_equal(kept.row_id.to_numpy(), before.row_id.to_numpy())  # not redone
+
+
+def test_stop_abandons_the_relaxations_in_flight_and_the_rerun_does_them(tmp_path):
+    from nnp_lab.screening import ScreenRun
+
+    db = tmp_path / "stop.db"
+    job = ScreenRun(cells(10), "relax", "emt", db=db, batch=3)
+    events = []
+
+    def stop_after_two(event):
+        events.append(event)
+        if len(events) == 2:
+            job.stop()
+
+    job.subscribe(stop_after_two)
+    res = job.run()
+    # the batch (3 in flight) was abandoned at its next step: no row for it, none after
+    assert res.stopped and res.n_done == 2 and len(load(db).to_dataframe()) == 2
+    assert [e.n_done for e in events] == [1, 2] and not any(e.resumed for e in events)
+    again = screen(cells(10), "relax", "emt", db=db, batch=3)
+    assert again.n_skipped == 2 and again.n_done == 8
+    df = load(db).to_dataframe()
+    assert len(df) == 10 and df.key.is_unique and "fmax" in df.columns
+
+
+def test_a_callable_instance_keys_by_its_class_not_its_address(tmp_path):
+    class Volume:
+        def __call__(self, atoms, potential):
+            return {"volume": atoms.get_volume()}
+
+    db = tmp_path / "v.db"
+    first = screen(cells(2), Volume(), "emt", db=db)
+    again = screen(cells(2), Volume(), "emt", db=db)  # a new instance: same task
+    assert first.n_done == 2 and again.n_skipped == 2 and again.n_done == 0
