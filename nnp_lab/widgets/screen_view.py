@@ -342,9 +342,12 @@ class ScreenView(widgets.VBox):
             records = list(self.records)
             self.table.set_records(records)
             axes = _numeric_columns(records)
-            for dropdown in (self.x_axis, self.y_axis):
-                if axes and list(dropdown.options) != axes:
-                    value = dropdown.value if dropdown.value in axes else axes[0]
+            if axes and list(self.x_axis.options) != axes:
+                x = self.x_axis.value if self.x_axis.value in axes else axes[0]
+                # y: the chosen column, else the task's last number (not the x column)
+                others = [c for c in axes if c != x] or axes
+                y = self.y_axis.value if self.y_axis.value in axes else others[-1]
+                for dropdown, value in ((self.x_axis, x), (self.y_axis, y)):
                     dropdown.options = axes
                     dropdown.value = value
             self._draw_scatter()
@@ -456,11 +459,13 @@ def _plain(value: Any) -> Any:
 
 
 def _columns(records: list[dict[str, Any]]) -> list[str]:
-    """The table's columns: the leading ones present, then the others in first-seen order."""
+    """The table's columns: the leading ones present, then the others in first-seen order
+    (the error last); columns without a value in any row are left out."""
     seen: dict[str, None] = {}
     for r in records:
-        for k in r:
-            seen.setdefault(k, None)
+        for k, v in r.items():
+            if v is not None:  # a column no row has a value for is left out
+                seen.setdefault(k, None)
     seen.pop("key", None)
     lead = [c for c in LEADING if c in seen]
     return (
