@@ -9,6 +9,7 @@ No scheduler, queue or RPC of our own: a ``dask.distributed.Client`` — a ``Loc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,8 @@ from nnp_lab.errors import InputError
 from nnp_lab.potentials import Potential
 
 __all__ = ["local_client", "run_on_cluster", "worker_potential", "LOADS"]
+
+logger = logging.getLogger(__name__)
 
 #: Potentials loaded in this (worker) process: ``{spec: Potential}``.
 _CACHE: dict[str, Potential] = {}
@@ -130,4 +133,7 @@ def run_on_cluster(
     finally:
         # stopped early (Stop, Ctrl-C, an error): the chunks still out are abandoned
         if pending:
-            client.cancel(list(pending))
+            try:
+                client.cancel(list(pending))
+            except Exception:  # a closed client: nothing left to cancel there
+                logger.debug("cancelling %d chunks failed", len(pending), exc_info=True)
