@@ -29,12 +29,12 @@ def structures(n: int, seed: int = 0) -> list:
     from ase.build import bulk
 
     rng = np.random.default_rng(seed)
-    makers = [
-        lambda: bulk("Cu", "fcc", a=3.61, cubic=True) * (1, 1, int(rng.integers(2, 5))),
-        lambda: bulk("Si", "diamond", a=5.43, cubic=True) * (1, 1, int(rng.integers(1, 3))),
-        lambda: bulk("NaCl", "rocksalt", a=5.64, cubic=True) * (1, 1, int(rng.integers(1, 3))),
-        lambda: bulk("Al", "fcc", a=4.05, cubic=True) * (2, 1, int(rng.integers(1, 4))),
-        lambda: bulk("MgO", "rocksalt", a=4.21, cubic=True) * (1, 1, int(rng.integers(1, 3))),
+    makers = [  # 8-40 atoms each
+        lambda: bulk("Cu", "fcc", a=3.61, cubic=True) * (1, 1, int(rng.integers(2, 11))),
+        lambda: bulk("Si", "diamond", a=5.43, cubic=True) * (1, 1, int(rng.integers(1, 6))),
+        lambda: bulk("NaCl", "rocksalt", a=5.64, cubic=True) * (1, 1, int(rng.integers(1, 6))),
+        lambda: bulk("Al", "fcc", a=4.05, cubic=True) * (2, 1, int(rng.integers(1, 6))),
+        lambda: bulk("MgO", "rocksalt", a=4.21, cubic=True) * (1, 1, int(rng.integers(1, 6))),
     ]
     out = []
     for k in range(n):
