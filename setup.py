@@ -2,9 +2,9 @@
 
 All project metadata lives in pyproject.toml; this file only adds two command overrides:
 
-* ``build_py`` copies ``widgets/viewer.js`` and ``widgets/viewer.css`` to
-  ``nnp_lab/widgets/static/`` in the build directory, so regular wheels (``pip install .``)
-  carry them. Editable installs (``pip install -e .``) need no copy: the package then runs from
+* ``build_py`` copies ``widgets/viewer.js``, ``widgets/viewer.css`` and the screen table's
+  ``widgets/screen_table.js`` to ``nnp_lab/widgets/static/`` in the build directory, so
+  regular wheels (``pip install .``) carry them. Editable installs (``pip install -e .``) need no copy: the package then runs from
   the source tree and ``nnp_lab.widgets.viewer`` finds ``widgets/`` next to it.
 * ``sdist`` adds ``widgets/`` to source distributions (the bundle, the stylesheet and the
   JavaScript sources in ``widgets/src/``; never ``node_modules/``), so a wheel built from an
@@ -27,7 +27,7 @@ from setuptools.command.sdist import sdist
 
 ROOT = Path(__file__).resolve().parent
 FRONTEND_DIR = ROOT / "widgets"
-FRONTEND_FILES = ("viewer.js", "viewer.css")
+FRONTEND_FILES = ("viewer.js", "viewer.css", "screen_table.js")
 FRONTEND_SOURCES = "src"  # the modules viewer.js is bundled from; only sdists carry them
 
 

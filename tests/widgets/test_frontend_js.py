@@ -163,3 +163,27 @@ console.log(JSON.stringify({
     assert result["exports"] == ["_internals", "default"]
     assert result["render"] == "function"
     assert result["internals"] == ["BondFinder", "Camera", "asFloat32", "parseColor"]
+
+
+def test_every_front_end_file_the_package_loads_goes_into_the_wheel():
+    """``frontend_file("x.js")`` finds x.js in the wheel only if setup.py copies it there."""
+    import ast
+
+    source = (REPO / "setup.py").read_text()
+    copied = next(
+        ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "FRONTEND_FILES"
+    )
+    loaded = set()
+    for path in (REPO / "nnp_lab").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", "") == "frontend_file"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                loaded.add(node.args[0].value)
+    assert {"viewer.js", "screen_table.js"} <= loaded
+    assert loaded <= set(copied), f"not copied into the wheel by setup.py: {loaded - set(copied)}"
