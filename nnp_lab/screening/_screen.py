@@ -64,17 +64,7 @@ class ScreenResult:
 
         by_key: dict[str, dict[str, Any]] = {}
         for row in Store(self.db).rows():
-            record = {
-                "key": row.key,
-                "row_id": row.id,
-                "formula": row.formula,
-                "n_atoms": row.natoms,
-                "status": row.get("status"),
-                "error": row.get("error"),
-                "energy": row.get("energy"),
-                "energy_per_atom": _per_atom(row.get("energy"), row.natoms),
-            }
-            record.update(_numbers(row, exclude=record))
+            record = _record(row)
             by_key.setdefault(row.key, record)
         order = self.keys or list(by_key)
         return pd.DataFrame([by_key[k] for k in order if k in by_key])
@@ -120,52 +110,22 @@ class RowEvent:
     ----------
     index : int
         Position of the structure in the input.
-    key : str
-    row_id : int
-        The row in the database (for :meth:`ScreenResult.atoms`).
-    status : str
-        ``"done"`` or ``"failed"``.
-    formula : str
-    n_atoms : int
-    energy : float or None
-        eV.
-    numbers : dict
-        The task's numbers (as stored; reserved names carry a ``task_`` prefix).
-    error : str or None
+    record : dict
+        The row's columns, as in :meth:`ScreenResult.to_dataframe` (``key``, ``row_id``,
+        ``formula``, ``n_atoms``, ``status``, ``error``, ``energy``, ``energy_per_atom`` and
+        the task's numbers).
     resumed : bool
     n_seen, n_done, n_failed, n_skipped : int
         Counts so far in this call (``n_seen`` = inputs handled, resumed ones included).
     """
 
     index: int
-    key: str
-    row_id: int
-    status: str
-    formula: str
-    n_atoms: int
-    energy: float | None
-    numbers: dict[str, Any]
-    error: str | None
+    record: dict[str, Any]
     resumed: bool
     n_seen: int
     n_done: int
     n_failed: int
     n_skipped: int
-
-    def record(self) -> dict[str, Any]:
-        """The row as a flat dict (the columns of :meth:`ScreenResult.to_dataframe`)."""
-        out: dict[str, Any] = {
-            "key": self.key,
-            "row_id": self.row_id,
-            "formula": self.formula,
-            "n_atoms": self.n_atoms,
-            "status": self.status,
-            "error": self.error,
-            "energy": self.energy,
-            "energy_per_atom": _per_atom(self.energy, self.n_atoms),
-        }
-        out.update({k: v for k, v in self.numbers.items() if k not in out})
-        return out
 
 
 class ScreenRun:
@@ -249,17 +209,12 @@ class ScreenRun:
         """Do the screen; returns its :class:`ScreenResult` (``stopped=True`` after
         :meth:`stop`)."""
         started = time.perf_counter()
-        store, model = (
-            self.store,
-            {
-                "name": self.potential.name,
-                "version": str(self.potential.version),
-            },
-        )
+        store = self.store
+        model = {"name": self.potential.name, "version": str(self.potential.version)}
         meta = {
             "task": self.spec["name"],
-            "model": self.potential.name,
-            "model_version": str(self.potential.version),
+            "model": model["name"],
+            "model_version": model["version"],
         }
         done = store.keys()
         if self.retry_failed:
@@ -337,14 +292,7 @@ class ScreenRun:
         assert r is not None
         event = RowEvent(
             index=index,
-            key=row.key,
-            row_id=row.id,
-            status=str(row.get("status")),
-            formula=row.formula,
-            n_atoms=row.natoms,
-            energy=row.get("energy"),
-            numbers=_numbers(row),
-            error=row.get("error"),
+            record=_record(row),
             resumed=resumed,
             n_seen=r.n_done + r.n_failed + r.n_skipped,
             n_done=r.n_done,
@@ -522,6 +470,22 @@ def _inputs(structures: Any) -> Iterator[Atoms]:
 
 def _status(store: Store, row_id: int) -> str | None:
     return store.db.get(id=row_id).get("status")
+
+
+def _record(row: Any) -> dict[str, Any]:
+    """A database row as the columns of :meth:`ScreenResult.to_dataframe`."""
+    record = {
+        "key": row.key,
+        "row_id": row.id,
+        "formula": row.formula,
+        "n_atoms": row.natoms,
+        "status": row.get("status"),
+        "error": row.get("error"),
+        "energy": row.get("energy"),
+        "energy_per_atom": _per_atom(row.get("energy"), row.natoms),
+    }
+    record.update(_numbers(row, exclude=record))
+    return record
 
 
 def _numbers(row: Any, exclude: Any = ()) -> dict[str, Any]:

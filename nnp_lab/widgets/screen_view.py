@@ -189,7 +189,6 @@ class ScreenView(widgets.VBox):
         self.n_refreshes = 0
         self._lock = threading.RLock()
         self._last: RowEvent | None = None
-        self._new_this_call = 0
         self._started_at: float | None = None
         self._ended = False
         self._done = threading.Event()
@@ -330,10 +329,8 @@ class ScreenView(widgets.VBox):
 
     def _on_row(self, event: RowEvent) -> None:
         with self._lock:
-            self.records.append(event.record())
+            self.records.append(event.record)
             self._last = event
-            if not event.resumed:
-                self._new_this_call += 1
         self._throttle.submit(True)
 
     # ------------------------------------------------------------------ UI (throttled)
@@ -385,9 +382,10 @@ class ScreenView(widgets.VBox):
         last, total = self._last, self.job.total
         seen = last.n_seen if last is not None else 0
         parts = [state, f"{seen}/{total}" if total is not None else f"{seen} structures"]
-        if self._started_at is not None and self._new_this_call:
+        computed = last.n_done + last.n_failed if last is not None else 0  # not resumed
+        if self._started_at is not None and computed:
             elapsed = time.perf_counter() - self._started_at
-            rate = self._new_this_call / max(elapsed, 1e-9)
+            rate = computed / max(elapsed, 1e-9)
             parts.append(f"{rate:.2f} structures/s")
             if total is not None and not self._ended and rate > 0:
                 parts.append(f"ETA {_duration((total - seen) / rate)}")
