@@ -44,22 +44,151 @@ def cu(n_repeat):
     return bulk("Cu", "fcc", a=3.6, cubic=True).repeat(n_repeat)
 
 
-def test_auto_runs_small_structures_serially_and_restores_torch():
-    spy = ThreadSpy()
-    spy.evaluate([cu(2)], ("energy", "forces"))  # 32 atoms
-    assert spy.seen == [1]
-    assert torch.get_num_threads() == 2
+class FakeMachine:
+    """A 2-CPU machine whose clock, busy time and our own CPU time the test sets."""
+
+    def __init__(self, n_cpus=2):
+        self.n_cpus = n_cpus
+        self.t = 0.0
+        self.busy = [0.0] * n_cpus  # seconds per CPU
+        self.own = 0.0
+
+    def stat(self):
+        tick = os.sysconf("SC_CLK_TCK")
+        lines = ["cpu  0 0 0 0 0 0 0 0 0 0"]
+        for i, b in enumerate(self.busy):
+            # user nice system idle iowait irq softirq steal guest guest_nice
+            lines.append(f"cpu{i} {round(b * tick)} 0 0 {round(self.t * tick)} 0 0 0 0 0 0")
+        return "\n".join(lines) + "\n"
+
+    def advance(self, seconds, others, own=0.0):
+        """``seconds`` pass; other processes use ``others`` CPUs and we use ``own``."""
+        self.t += seconds
+        share = (others + own) * seconds / self.n_cpus
+        self.busy = [b + share for b in self.busy]
+        self.own += own * seconds
+
+    def monitor(self):
+        return threads.CpuMonitor(
+            read_stat=self.stat,
+            clock=lambda: self.t,
+            own_cpu_s=lambda: self.own,
+            cpus=lambda: set(range(self.n_cpus)),
+            usable=lambda: self.n_cpus,
+        )
 
 
-def test_auto_keeps_torch_threads_for_large_calls_capped_by_usable_cpus():
-    spy = ThreadSpy()
-    big = cu(7)  # 1,372 atoms
-    assert len(big) >= threads.SERIAL_BELOW_ATOMS
-    spy.evaluate([big], ("energy", "forces"), validate=False)
-    assert spy.seen == [min(2, threads.usable_cpus())]
-    # several small structures in one call count together
-    spy.evaluate([cu(5)] * 3, ("energy", "forces"), validate=False)  # 3 x 500 atoms
-    assert spy.seen[-1] == min(2, threads.usable_cpus())
+@pytest.fixture
+def machine(monkeypatch):
+    """The "auto" policy watching a FakeMachine, with a fake clock timing each call."""
+    fake = FakeMachine()
+    monkeypatch.setattr(threads, "_auto", threads._AutoThreads(fake.monitor()))
+    monkeypatch.setattr(threads, "usable_cpus", lambda: fake.n_cpus)
+    monkeypatch.setattr(threads, "_perf_counter", lambda: fake.t)
+    return fake
+
+
+def test_busy_seconds_reads_the_watched_cpus_only():
+    tick = os.sysconf("SC_CLK_TCK")
+    text = f"cpu  9 9 9 9 9 9 9 9\ncpu0 {tick} 0 {tick} 50 7 0 0 0 0 0\ncpu1 {5 * tick} 0 0 0 0 0 0 0\n"
+    assert threads._busy_seconds(text, {0}) == pytest.approx(2.0)  # user + system; not idle/iowait
+    assert threads._busy_seconds(text, None) == pytest.approx(7.0)
+    with pytest.raises(ValueError):
+        threads._busy_seconds(text, {5})
+
+
+def test_monitor_counts_what_other_processes_use():
+    fake = FakeMachine()
+    mon = fake.monitor()
+    assert mon.sample() == (None, False)  # the first window is still open
+    fake.advance(1.0, others=1.0, own=0.5)
+    free, fresh = mon.sample()
+    assert fresh and free == pytest.approx(1.0, abs=0.02)  # our own 0.5 CPU is not "taken"
+    fake.advance(0.1, others=0.0)  # inside the sampling interval: the last estimate
+    assert mon.sample() == (free, False)
+    fake.advance(1.0, others=0.0, own=2.0)
+    assert mon.sample()[0] == pytest.approx(2.0, abs=0.02)
+
+
+def test_auto_uses_free_cpus_and_drops_at_once_but_rises_with_hysteresis(machine):
+    auto = threads._auto
+    assert auto.limit(512, cap=2) == 1  # not measured yet: the safe choice
+    machine.advance(1.0, others=0.0)
+    assert auto.limit(512, cap=2) == 2
+    machine.advance(1.0, others=1.0)  # another process takes a core
+    assert auto.limit(512, cap=2) == 1
+    machine.advance(1.0, others=0.3)  # a browser drawing now and then: not free enough
+    assert auto.limit(512, cap=2) == 1
+    for _ in range(threads.RAISE_AFTER - 1):
+        machine.advance(1.0, others=0.0)
+        assert auto.limit(512, cap=2) == 1
+    machine.advance(1.0, others=0.0)
+    assert auto.limit(512, cap=2) == 2
+    assert auto.limit(512, cap=1) == 1  # torch's own setting caps it
+    assert auto.limit(threads.ATOMS_PER_THREAD, cap=2) == 1  # too small to share
+
+
+def test_auto_falls_back_to_a_size_rule_without_proc_stat(monkeypatch):
+    def unreadable():
+        raise OSError("no /proc/stat")
+
+    mon = threads.CpuMonitor(read_stat=unreadable)
+    assert not mon.available
+    auto = threads._AutoThreads(mon)
+    assert auto.limit(threads.SERIAL_BELOW_ATOMS - 1, cap=2) == 1
+    assert auto.limit(threads.SERIAL_BELOW_ATOMS, cap=2) == 2
+
+
+class TimedSpy(ThreadSpy):
+    """Each call takes ``cost[threads]`` seconds of the fake machine's clock."""
+
+    def __init__(self, machine, cost):
+        super().__init__()
+        self.machine, self.cost = machine, cost
+        self.others = 0.0  # CPUs other processes use while the call runs
+
+    def _evaluate(self, structures, properties):
+        self.machine.advance(self.cost[torch.get_num_threads()], others=self.others)
+        return super()._evaluate(structures, properties)
+
+
+@pytest.mark.parametrize("cost, best", [({1: 1.0, 2: 0.6}, 2), ({1: 1.0, 2: 1.3}, 1)])
+def test_auto_keeps_the_thread_count_that_timed_fastest(machine, cost, best):
+    machine.advance(1.0, others=0.0)
+    spy = TimedSpy(machine, cost)
+    atoms = cu(4)  # 256 atoms
+    for _ in range(2 * threads.EXPLORE_CALLS + 5):
+        spy.evaluate([atoms], ("energy", "forces"), validate=False)
+    explored = spy.seen[: 2 * threads.EXPLORE_CALLS]
+    assert sorted(explored) == [1] * threads.EXPLORE_CALLS + [2] * threads.EXPLORE_CALLS
+    assert spy.seen[2 * threads.EXPLORE_CALLS :] == [best] * 5
+    assert torch.get_num_threads() == 2  # restored after every call
+
+
+def test_auto_retunes_after_a_while_and_when_cores_are_taken(machine):
+    machine.advance(1.0, others=0.0)
+    spy = TimedSpy(machine, {1: 1.0, 2: 0.6})
+    atoms = cu(4)
+    for _ in range(threads.RETUNE_AFTER):
+        spy.evaluate([atoms], ("energy",), validate=False)
+    assert spy.seen[-1] == 2
+    spy.cost = {1: 1.0, 2: 1.5}  # the machine changed: 2 threads now lose
+    for _ in range(2 * threads.EXPLORE_CALLS + 3):
+        spy.evaluate([atoms], ("energy",), validate=False)
+    assert spy.seen[-3:] == [1, 1, 1]
+    # another process takes a core: 1 thread from the next sample on, without exploring
+    spy.cost = {1: 1.0, 2: 0.6}
+    spy.seen.clear()
+    spy.others = 1.0
+    for _ in range(6):
+        spy.evaluate([atoms], ("energy",), validate=False)
+    assert spy.seen[1:] == [1] * 5  # the first call started before the core was taken
+
+
+def test_auto_never_gives_more_than_the_free_cpus_on_this_machine():
+    free = threads.free_cpus()
+    assert free is None or 0.0 <= free <= threads.usable_cpus()
+    assert 1 <= threads.threads_for(10_000) <= threads.usable_cpus()
 
 
 def test_fixed_and_none_policies():

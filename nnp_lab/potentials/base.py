@@ -21,7 +21,7 @@ from ase.data import chemical_symbols
 
 from nnp_lab.errors import InputError, StructureError, UncoveredElementsError
 from nnp_lab.potentials import memory
-from nnp_lab.threads import threads_for, torch_threads
+from nnp_lab.threads import evaluation_threads
 
 __all__ = [
     "PROPERTIES",
@@ -268,7 +268,7 @@ class Potential(abc.ABC):
         n_atoms = sum(len(atoms) for atoms in structures)
         if memory_check and memory.memory_check_enabled():
             self._check_memory(structures, n_atoms)
-        with self._lock, torch_threads(threads_for(n_atoms)):
+        with self._lock, evaluation_threads(self.name, n_atoms):
             results = self._evaluate(structures, props)
             if self.dispersion is not None:
                 extra = self.dispersion.evaluate(structures, props)
