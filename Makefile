@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Extra options of bench/run.py, e.g. make bench BENCH_ARGS=--quick, BENCH_ARGS="--only 'md/*/si64'".
 BENCH_ARGS ?=
 
-.PHONY: env browser frontend-tools lab demo lint test bench viewer clean
+.PHONY: env browser frontend-tools lab demo lint test bench bench-threads viewer clean
 
 env: $(STAMP)
 
@@ -55,6 +55,11 @@ test: env browser frontend-tools lint
 bench: env
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/properties.py
+
+# The thread policy at default settings against the upstream default: MD steps idle, with a
+# core kept busy, and per CPU count (taskset, cgroup quota) -> prints the tables (~25 min).
+bench-threads: env
+	$(BIN)/python bench/threads.py
 
 # Rebuild the viewer's committed bundle widgets/viewer.js from widgets/src/ (needs node and npm;
 # installing nnp_lab and `make test` do not). Commit viewer.js with the src/ change.
