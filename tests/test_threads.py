@@ -238,3 +238,24 @@ def test_environment_variable_sets_the_initial_policy():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "2"
+
+
+def test_cgroup_quota_is_read_from_v2_and_v1_files(tmp_path):
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert threads._cgroup_cpu_quota(v2) == pytest.approx(1.5)
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert threads._cgroup_cpu_quota(v2) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert threads._cgroup_cpu_quota(v1) == pytest.approx(2.0)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert threads._cgroup_cpu_quota(v1) is None
+
+
+def test_usable_cpus_rounds_a_quota_up(monkeypatch):
+    monkeypatch.setattr(threads, "_cgroup_cpu_quota", lambda: 0.5)
+    assert threads.usable_cpus() == 1
