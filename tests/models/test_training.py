@@ -273,13 +273,23 @@ def test_a_fresh_behler_parrinello_model_gets_its_descriptors_standardised(cu_da
 
 
 @pytest.fixture
-def default_thread_policy():
-    """The "auto" policy, whatever NNP_LAB_THREADS or an earlier test's set_threads() left."""
+def default_thread_policy(monkeypatch):
+    """The "auto" policy, whatever NNP_LAB_THREADS or an earlier test's set_threads() left,
+    with the machine's free CPUs replaced by a fixed answer (1 free CPU), so the verdict does
+    not depend on the load; records the call sizes it was asked about."""
     import nnp_lab
+    from nnp_lab import threads as policy
 
+    asked = []
+
+    def limit(n_atoms, cap):
+        asked.append(n_atoms)
+        return 1
+
+    monkeypatch.setattr(policy._auto, "limit", limit)
     old = nnp_lab.get_threads()
     nnp_lab.set_threads("auto")
-    yield
+    yield asked
     nnp_lab.set_threads(old)
 
 
@@ -298,7 +308,9 @@ def test_training_threads_follow_nnp_lab_policy(cu_data, threads, expected, defa
             live=False,
             callback=lambda _: seen.append(torch.get_num_threads()),
         )
-        assert seen == [expected]  # 4 frames x 8 atoms per batch: "auto" runs serially
+        assert seen == [expected]
+        if threads == "auto":
+            assert default_thread_policy == [4 * 8]  # asked once, for a minibatch's atoms
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(old)
