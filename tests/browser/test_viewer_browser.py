@@ -256,7 +256,7 @@ def test_trajectory_player_and_band_overlay(
     player = root.locator(".nnpv-player")
     assert player.is_visible()
     assert root.locator(".nnpv-slider").get_attribute("max") == "29"
-    assert _label(root).startswith("frame 0/29")
+    wait_until(lambda: _label(root).startswith("frame 0/29"), 120, "the first frame's label")
     root.locator(".nnpv-play").click()
     wait_until(lambda: _attr(root, "frame-index") not in ("", "0"), 120, "the player to advance")
     f1 = _attr(root, "frame-index")
@@ -265,7 +265,8 @@ def test_trajectory_player_and_band_overlay(
     f3 = int(_attr(root, "frame-index"))
     time.sleep(0.5)
     assert int(_attr(root, "frame-index")) == f3, "still playing after pause"
-    assert _label(root).startswith(f"frame {f3}/29")
+    # the label is redrawn on the next animation frame, after the frame index changes
+    wait_until(lambda: _label(root).startswith(f"frame {f3}/29"), 120, "the paused frame's label")
     root.screenshot(path=str(artifacts / "viewer_trajectory.png"))
 
     nb.run_cell(7)
@@ -281,7 +282,7 @@ def test_trajectory_player_and_band_overlay(
         "(s) => { s.value = '3'; s.dispatchEvent(new Event('input', { bubbles: true })); }"
     )
     wait_until(lambda: _attr(band, "frame-index") == "3", 120, "the band slider to show image 3")
-    assert _label(band).startswith("image 3/4")
+    wait_until(lambda: _label(band).startswith("image 3/4"), 120, "the label of image 3")
     assert_no_console_errors(browser_logs, OURS, gl_warnings=True)
 
 
