@@ -92,6 +92,15 @@ def si_cell(n_atoms: int, rattle: float = 0.03):
     return atoms
 
 
+def lfp_cell(rattle: float = 0.02):
+    """LiFePO4 1×1×2 supercell (56 atoms), rattled by ``rattle`` Å (seed 0)."""
+    import nnp_lab
+
+    cell = nnp_lab.build.supercell(nnp_lab.build.crystal("LiFePO4"), (1, 1, 2))
+    cell.rattle(rattle, seed=0)
+    return cell
+
+
 def _cu(n_atoms: int):
     from ase.build import bulk
 

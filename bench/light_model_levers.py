@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import nnp_lab  # noqa: E402
+from bench.cases import lfp_cell  # noqa: E402
 from nnp_lab.models.teanet import LIGHT_SETTINGS, TeaNet  # noqa: E402
 from nnp_lab.potentials.torch_model import TorchModelPotential  # noqa: E402
 
@@ -88,8 +89,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     nnp_lab.set_threads(1)
-    atoms = nnp_lab.build.supercell(nnp_lab.build.crystal("LiFePO4"), (1, 1, 2))
-    atoms.rattle(0.02, seed=0)
+    atoms = lfp_cell()
     model = TeaNet(elements=sorted(set(atoms.numbers.tolist())), **LIGHT_SETTINGS)
     eager = TorchModelPotential(model, name="light-teanet")
     t_eager = median_call(eager, atoms, args.calls)

@@ -48,16 +48,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import nnp_lab  # noqa: E402
 import nnp_lab.potentials.base as potential_base  # noqa: E402
-from bench.cases import si_cell  # noqa: E402
+from bench.cases import lfp_cell, si_cell  # noqa: E402
 from bench.timing import time_repeats  # noqa: E402
+from bench.worker import ours_langevin, upstream_factory, upstream_langevin  # noqa: E402
 from nnp_lab.threads import usable_cpus  # noqa: E402
-
-TEMPERATURE_K, TIMESTEP_FS, FRICTION_PER_FS, SEED = 300.0, 1.0, 0.01, 1
 
 
 def _spin(stop):
@@ -109,40 +107,12 @@ class ThreadCounter:
 
 
 def md_loops(atoms, potential, steps):
-    """(ours, upstream): functions that each advance their own Langevin run by ``n`` steps."""
-    from ase import units
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-    from sevenn.calculator import SevenNetCalculator
-
-    run = nnp_lab.simulate.MolecularDynamics(
-        atoms.copy(),
-        potential,
-        ensemble="nvt",
-        thermostat="langevin",
-        temperature_K=TEMPERATURE_K,
-        timestep_fs=TIMESTEP_FS,
-        friction_per_fs=FRICTION_PER_FS,
-        steps=steps,
-        interval=1,
-        seed=SEED,
-    )
-    ours_steps = run.irun()  # yields at step 0 and after every step
-
+    """(ours, upstream): functions that each advance their own Langevin run by ``n`` steps
+    (the settings and builders of ``bench/worker.py``'s MD cases)."""
+    ours_steps = ours_langevin(atoms.copy(), potential, steps=steps, interval=1).irun()
     mine = atoms.copy()
-    mine.calc = SevenNetCalculator("7net-0")
-    rng = np.random.default_rng(SEED)
-    MaxwellBoltzmannDistribution(mine, temperature_K=TEMPERATURE_K, rng=rng)
-    Stationary(mine)
-    dyn = Langevin(
-        mine,
-        timestep=TIMESTEP_FS * units.fs,
-        temperature_K=TEMPERATURE_K,
-        friction=FRICTION_PER_FS / units.fs,
-        fixcm=False,
-        rng=rng,
-    )
-    upstream_steps = dyn.irun(steps=steps)
+    mine.calc = upstream_factory("sevennet-0")()
+    upstream_steps = upstream_langevin(mine).irun(steps=steps)
 
     def ours(n):
         for _ in range(n):
@@ -208,6 +178,11 @@ def measure_defaults(potential, n_atoms: int, busy: bool, repeats: int, budget_s
     return row
 
 
+def _gave(row) -> str:
+    """``threads: calls`` of what "auto" gave, e.g. ``1: 103, 2: 152``."""
+    return ", ".join(f"{k}: {v}" for k, v in row["auto_threads"].items())
+
+
 def print_defaults(rows, title):
     print(f"\n{title}")
     print(
@@ -220,11 +195,10 @@ def print_defaults(rows, title):
         ratio = f"{up / ours:.2f}x" if up and ours else "-"
         if up and r["n"]["upstream default"] < r["n"]["ours default"]:
             ratio += " (upstream stopped at its budget)"
-        gave = ", ".join(f"{k}: {v}" for k, v in r["auto_threads"].items())
         print(
             f"| {r['n_atoms']} | {'one core busy' if r['busy'] else 'idle'} | "
             f"{1000 * ours:.1f} (max {1000 * r['max']['ours default']:.1f}) | "
-            f"{1000 * one:.1f} | {1000 * up:.1f} | {ratio} | {ours / one:.2f} | {gave} |",
+            f"{1000 * one:.1f} | {1000 * up:.1f} | {ratio} | {ours / one:.2f} | {_gave(r)} |",
             flush=True,
         )
 
@@ -288,19 +262,12 @@ def part_cores(args):
     )
     print("|---|---|---|---|---|---|---|")
     for label, r in table:
-        gave = ", ".join(f"{k}: {v}" for k, v in r["auto_threads"].items())
         print(
             f"| {label} | {r['n_atoms']} | {r['torch_threads']} | "
             f"{1000 * r['ours default']:.1f} | {1000 * r['upstream default']:.1f} | "
-            f"{r['upstream default'] / r['ours default']:.2f}x | {gave} |",
+            f"{r['upstream default'] / r['ours default']:.2f}x | {_gave(r)} |",
             flush=True,
         )
-
-
-def lfp():
-    cell = nnp_lab.build.supercell(nnp_lab.build.crystal("LiFePO4"), (1, 1, 2))
-    cell.rattle(0.02, seed=0)
-    return cell
 
 
 def time_call(potential, atoms, threads: int, budget_s: float, max_calls: int):
@@ -319,7 +286,7 @@ def part_scaling(args, busy_modes):
     n_cpu = usable_cpus()
     potential = nnp_lab.load_potential(args.model)
     structures = (
-        [lfp()] if args.structure == "lfp" else [si_cell(n, rattle=0.02) for n in args.sizes]
+        [lfp_cell()] if args.structure == "lfp" else [si_cell(n, rattle=0.02) for n in args.sizes]
     )
     print(f"\nevaluate() with 1 and {n_cpu} threads, model {args.model}:")
     for busy in busy_modes:

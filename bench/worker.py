@@ -120,6 +120,45 @@ def load_ours(name: str, rec: Record):
     return pot
 
 
+def ours_langevin(atoms, potential, *, steps: int, interval: int):
+    """Our ``MolecularDynamics`` with the shared Langevin settings (NVT, ``MD_*``)."""
+    from nnp_lab.simulate import MolecularDynamics
+
+    return MolecularDynamics(
+        atoms,
+        potential,
+        ensemble="nvt",
+        thermostat="langevin",
+        temperature_K=MD_TEMPERATURE_K,
+        timestep_fs=MD_TIMESTEP_FS,
+        friction_per_fs=MD_FRICTION_PER_FS,
+        steps=steps,
+        interval=interval,
+        seed=MD_SEED,
+    )
+
+
+def upstream_langevin(atoms):
+    """``ase.md.langevin.Langevin`` on ``atoms`` (calculator attached) with the same settings,
+    Maxwell–Boltzmann velocities from the same seed."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    rng = np.random.default_rng(MD_SEED)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=MD_TEMPERATURE_K, rng=rng)
+    if not atoms.constraints:
+        Stationary(atoms)
+    return Langevin(
+        atoms,
+        timestep=MD_TIMESTEP_FS * units.fs,
+        temperature_K=MD_TEMPERATURE_K,
+        friction=MD_FRICTION_PER_FS / units.fs,
+        fixcm=False,
+        rng=rng,
+    )
+
+
 def _potential_name(case: dict, impl: str) -> str:
     if impl == "via-nnp_lab":
         return MODELS[case["model"]].via_nnp_lab
@@ -217,8 +256,6 @@ def run_sp(case: dict, impl: str, rec: Record, work: Path, budget: float) -> Non
 
 def run_md(case: dict, impl: str, rec: Record, work: Path, budget: float) -> None:
     """NVT Langevin MD: time blocks of ``md_block`` steps after the step-0 force call."""
-    from ase import units
-
     atoms = build_system(case["system"])
     block = int(case["md_block"])
     total = block * (case["warmup"] + case["repeats"])
@@ -231,22 +268,9 @@ def run_md(case: dict, impl: str, rec: Record, work: Path, budget: float) -> Non
     )
     t = time.perf_counter()
     if impl == "ours":
-        from nnp_lab.simulate import MolecularDynamics
-
         pot = load_ours(case["model"], rec)
         rec["load_s"] = time.perf_counter() - t
-        run = MolecularDynamics(
-            atoms,
-            pot,
-            ensemble="nvt",
-            thermostat="langevin",
-            temperature_K=MD_TEMPERATURE_K,
-            timestep_fs=MD_TIMESTEP_FS,
-            friction_per_fs=MD_FRICTION_PER_FS,
-            steps=total,
-            interval=block,
-            seed=MD_SEED,
-        )
+        run = ours_langevin(atoms, pot, steps=total, interval=block)
         generator = run.irun()  # yields at step 0 and after every ``block`` steps
 
         def advance() -> None:
@@ -255,26 +279,12 @@ def run_md(case: dict, impl: str, rec: Record, work: Path, budget: float) -> Non
         def temperature() -> float:
             return float(run.atoms.get_temperature())
     else:
-        from ase.md.langevin import Langevin
-        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-
         calc = upstream_factory(case["model"])()
         rec["implementation"] = MODELS[case["model"]].upstream + " + ase.md.langevin.Langevin"
         rec["load_s"] = time.perf_counter() - t
         mine = atoms.copy()
         mine.calc = calc
-        rng = np.random.default_rng(MD_SEED)
-        MaxwellBoltzmannDistribution(mine, temperature_K=MD_TEMPERATURE_K, rng=rng)
-        if not mine.constraints:
-            Stationary(mine)
-        dyn = Langevin(
-            mine,
-            timestep=MD_TIMESTEP_FS * units.fs,
-            temperature_K=MD_TEMPERATURE_K,
-            friction=MD_FRICTION_PER_FS / units.fs,
-            fixcm=False,
-            rng=rng,
-        )
+        dyn = upstream_langevin(mine)
         steps = dyn.irun(steps=total)  # yields at step 0 and after every step
         first = True
 
