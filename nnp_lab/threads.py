@@ -178,6 +178,10 @@ def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
     return None
 
 
+#: /proc/stat's time unit (USER_HZ).
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 def _read_proc_stat() -> str:
     with open("/proc/stat") as f:
         return f.read()
@@ -190,7 +194,6 @@ def _busy_seconds(stat: str, cpus: set[int] | None) -> float:
     (time the hypervisor gave to someone else is not ours either); guest time is already
     inside user. Raises ValueError when no line matches.
     """
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0
     found = False
     for line in stat.splitlines():
@@ -206,7 +209,7 @@ def _busy_seconds(stat: str, cpus: set[int] | None) -> float:
         found = True
     if not found:
         raise ValueError("no matching cpuN line in /proc/stat")
-    return total / ticks
+    return total / _TICKS_PER_S
 
 
 class CpuMonitor:
@@ -243,7 +246,7 @@ class CpuMonitor:
         self._usable = usable
         self._lock = threading.Lock()
         self._last: tuple[float, float, float] | None = None
-        self._free: float | None = None
+        self.estimate: float | None = None  # free CPUs at the last measurement
         self.samples = 0  # measurements made so far
         self.available = True  # False once /proc/stat proved unreadable
         self._take()  # the first window starts now
@@ -264,7 +267,7 @@ class CpuMonitor:
         wall = now - last[0]
         others = max(0.0, (busy - last[1]) - (own - last[2])) / wall
         n = min(len(cpus), self._usable()) if cpus is not None else self._usable()
-        self._free = max(0.0, n - others)
+        self.estimate = max(0.0, n - others)
         self.samples += 1
         return True
 
@@ -277,7 +280,7 @@ class CpuMonitor:
             fresh = False
             if self._last is None or self._clock() - self._last[0] >= self.interval_s:
                 fresh = self._take()
-            return self._free, fresh
+            return self.estimate, fresh
 
 
 class _Tuner:
@@ -367,8 +370,9 @@ _perf_counter = time.perf_counter  # the clock that times calls (replaceable in 
 
 def free_cpus() -> float | None:
     """Free CPUs as the ``"auto"`` policy last measured them (None: not measured yet, or
-    no /proc/stat on this system)."""
-    return _auto.monitor.sample()[0]
+    no /proc/stat on this system). Reads the last estimate; takes no measurement of its
+    own, so asking does not use up a sample the policy's hysteresis counts."""
+    return _auto.monitor.estimate
 
 
 def _torch_default() -> int:
