@@ -1,8 +1,8 @@
 """nnp_lab: universal neural network potentials in your notebook.
 
 Build structures (:mod:`nnp_lab.build`), evaluate them with an embedded universal potential
-(:func:`load_potential`), and relax, run MD or NEB (:mod:`nnp_lab.simulate`) with every step
-streamed to whoever listens; answer materials questions in one call each
+(:func:`load_potential`), and relax, run MD, NEB or swap Monte Carlo (:mod:`nnp_lab.simulate`)
+with every step streamed to whoever listens; answer materials questions in one call each
 (:mod:`nnp_lab.properties`: equation of state, elastic tensor, phonons, defect, surface,
 adsorption, grain-boundary and binding energies, diffusion).
 """
@@ -19,7 +19,7 @@ from nnp_lab.errors import (
 )
 from nnp_lab.potentials import Potential, list_potentials, load_potential
 from nnp_lab.screening import screen
-from nnp_lab.simulate import md, neb, relax, vibrations
+from nnp_lab.simulate import md, neb, relax, swap_mc, vibrations
 from nnp_lab.threads import get_threads, set_threads
 
 try:
@@ -43,6 +43,7 @@ __all__ = [
     "md",
     "neb",
     "vibrations",
+    "swap_mc",
     "screen",
     "set_threads",
     "get_threads",

@@ -1,8 +1,9 @@
-"""Runs: relaxation, molecular dynamics, NEB and vibrations.
+"""Runs: relaxation, molecular dynamics, NEB, vibrations and element-swap Monte Carlo.
 
 Every run exists as a function that returns a result (``relax``, ``md``, ``neb``,
-``vibrations``) and, except vibrations, as an object whose ``irun()`` yields one frozen event
-per step (``Relaxation``, ``MolecularDynamics``, ``NEBRun``); the functions drain it.
+``vibrations``, ``swap_mc``) and, except vibrations, as an object whose ``irun()`` yields one
+frozen event per step (``Relaxation``, ``MolecularDynamics``, ``NEBRun``, ``SwapMonteCarlo``);
+the functions drain it.
 
 The modules are private (``_md.py`` ...) so that every public dotted name means one thing:
 ``nnp_lab.simulate.md`` is the function. Import everything from ``nnp_lab.simulate``.
@@ -13,6 +14,7 @@ from nnp_lab.simulate._md import ENSEMBLES, THERMOSTATS, MDResult, MDStep, Molec
 from nnp_lab.simulate._neb import NEBResult, NEBRun, NEBStep, neb
 from nnp_lab.simulate._replicas import LangevinReplicas
 from nnp_lab.simulate._relax import OPTIMIZERS, Relaxation, RelaxResult, RelaxStep, relax
+from nnp_lab.simulate._swap_mc import SwapMCResult, SwapMCStep, SwapMonteCarlo, swap_mc
 from nnp_lab.simulate._vibrations import VibrationsResult, vibrations
 
 __all__ = [
@@ -35,6 +37,10 @@ __all__ = [
     "NEBStep",
     "vibrations",
     "VibrationsResult",
+    "swap_mc",
+    "SwapMonteCarlo",
+    "SwapMCResult",
+    "SwapMCStep",
     "ENSEMBLES",
     "THERMOSTATS",
     "OPTIMIZERS",

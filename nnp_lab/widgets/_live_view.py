@@ -180,12 +180,17 @@ def fmt_elapsed(seconds: float) -> str:
 
 
 def event_label(kind: str, event: Any) -> str:
-    """The viewer's label for one event: time, temperature and energy (MD) or step, energy
-    and fmax (relaxations and other runs)."""
+    """The viewer's label for one event: time, temperature and energy (MD), trial, energy
+    and acceptance (swap Monte Carlo) or step, energy and fmax (relaxations, other runs)."""
     if kind == "md":
         return (
             f"t = {event.time_ps:.3f} ps  T = {event.temperature_K:.0f} K  "
             f"E = {event.energy:.3f} eV"
+        )
+    if kind == "swap_mc":
+        return (
+            f"trial {event.step}  E = {event.energy:.3f} eV  "
+            f"accepted {event.n_accepted} ({100 * event.acceptance_rate:.0f} %)"
         )
     fmax = getattr(event, "fmax", None)
     text = f"step {event.step}  E = {event.energy:.4f} eV"

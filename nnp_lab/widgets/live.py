@@ -433,6 +433,9 @@ class LiveRun(widgets.VBox):
                     f"iteration {event.step}",
                 )
                 return
+            numbers = getattr(event, "numbers", None)  # swap Monte Carlo changes elements
+            if numbers is not None and not np.array_equal(numbers, viewer.numbers):
+                viewer.set_numbers(numbers)
             forces = getattr(event, "forces", None) if viewer.show_forces else None
             # Frames already arrive at most max_rate_hz times per second; throttle again only
             # if the viewer was set up for a lower rate than ours.
@@ -480,6 +483,8 @@ class LiveRun(widgets.VBox):
                 if self._template is not None and len(images[0]) == len(self._template):
                     e = np.asarray(result.energies, dtype=float)
                     self._show_band(np.stack([im.positions for im in images]), e, "final")
+            elif self.kind == "swap_mc":
+                pass  # the frames' elements differ; the view keeps the last state shown
             elif result is not None and len(getattr(result, "frames", None) or []) > 1:
                 frames = thinned(list(result.frames), MAX_SCRUB_FRAMES)
                 self.viewer.show_trajectory(frames, start=len(frames) - 1)

@@ -42,6 +42,7 @@ __all__ = [
     "RelaxPlot",
     "MDPlot",
     "NEBPlot",
+    "SwapMCPlot",
     "EnergyPlot",
     "make_live_plot",
     "TrainingPlot",
@@ -424,8 +425,45 @@ class NEBPlot(LivePlot):
         return [trace.name for trace in self.figure.data]
 
 
+class SwapMCPlot(LivePlot):
+    """Swap Monte Carlo: energy after each decision and of each trial (top), acceptance
+    rate so far (bottom), vs trial."""
+
+    kind = "swap_mc"
+
+    def __init__(self, max_points: int = DEFAULT_MAX_POINTS, *, height: int = 440) -> None:
+        super().__init__(max_points)
+        fig = _figure(2, ["energy (eV)", "accepted (%)"], height)
+        fig.add_scatter(
+            x=[],
+            y=[],
+            name="trial",
+            mode="markers",
+            marker=dict(color=_GREY, size=3),
+            row=1,
+            col=1,
+        )
+        fig.add_scatter(
+            x=[], y=[], name="energy", mode="lines", line=dict(color=_BLUE), row=1, col=1
+        )
+        fig.add_scatter(
+            x=[], y=[], name="acceptance", mode="lines", line=dict(color=_ORANGE), row=2, col=1
+        )
+        fig.update_xaxes(title_text="trial", row=2, col=1)
+        self.figure = self._widget(fig)
+        self._series = {name: _Series(max_points) for name in ("trial", "energy", "acceptance")}
+
+    def _add(self, event: Any) -> None:
+        step = float(event.step)
+        self._series["energy"].append(step, float(event.energy))
+        if event.step > 0:
+            self._series["trial"].append(step, float(event.trial_energy))
+            self._series["acceptance"].append(step, 100.0 * float(event.acceptance_rate))
+
+
 def make_live_plot(run: Any, *, max_points: int = DEFAULT_MAX_POINTS) -> LivePlot:
-    """The plot that suits ``run`` (by its ``kind``): relax, md, neb, or energy vs step.
+    """The plot that suits ``run`` (by its ``kind``): relax, md, neb, swap_mc, or energy vs
+    step.
 
     Parameters
     ----------
@@ -441,6 +479,8 @@ def make_live_plot(run: Any, *, max_points: int = DEFAULT_MAX_POINTS) -> LivePlo
         return MDPlot(max_points, thermostat=getattr(run, "ensemble", "nvt") != "nve")
     if kind == "neb":
         return NEBPlot(max_points)
+    if kind == "swap_mc":
+        return SwapMCPlot(max_points)
     return EnergyPlot(max_points)
 
 

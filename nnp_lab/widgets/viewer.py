@@ -34,6 +34,7 @@ from nnp_lab.widgets._viewer_data import (
     Frame,
     StructureData,
     default_labels,
+    element_table,
     frames_from,
     live_frame,
     merge_frames,
@@ -205,6 +206,34 @@ class Viewer(ViewerState):
         self._forces = data.forces
         self._elements = data.elements
         self.selected = []
+
+    def set_numbers(self, numbers: Any) -> None:
+        """Change the elements of the atoms shown, keeping positions, camera and mode.
+
+        What the live view of a swap Monte Carlo run calls when two atoms exchange elements
+        (setting :attr:`atoms` would reset the camera).
+
+        Parameters
+        ----------
+        numbers
+            Atomic numbers, one per atom shown.
+
+        Raises
+        ------
+        InputError
+            No structure shown, or a count that differs from the atoms shown.
+        """
+        if self._source is None:
+            raise InputError("the viewer shows no structure yet; set viewer.atoms = atoms first")
+        z = np.asarray(numbers, dtype=int).reshape(-1)
+        if len(z) != self.n_atoms:
+            raise InputError(f"got {len(z)} atomic numbers for {self.n_atoms} atoms shown")
+        if z.size and (z.min() < 0 or z.max() > 255):
+            raise InputError(f"atomic numbers must be in 0..255, got {z.min()}..{z.max()}")
+        with self._locked_sync():
+            self._source.numbers = z
+            self._numbers = z.astype(np.uint8).tobytes()
+            self._elements = element_table(z)
 
     # ------------------------------------------------------------------ live updates
     @property

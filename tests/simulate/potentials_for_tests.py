@@ -11,7 +11,9 @@ import time
 from collections.abc import Mapping
 
 import numpy as np
+from ase.data import atomic_numbers
 
+from nnp_lab.potentials import Potential
 from nnp_lab.potentials.emt import EMTPotential
 
 #: A held evaluation gives up after this long, so a test that failed before releasing its
@@ -85,3 +87,36 @@ def wait_for_gate(gate: Gate) -> None:
     deadline = time.monotonic() + HOLD_LIMIT_S
     while not os.path.exists(gate) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+class SiteEnergies(Potential):
+    """A toy energy with a known Boltzmann distribution over orderings: each atom adds
+    ``site_energy[i] * weight[element]`` (eV), independent of the positions' neighbours.
+
+    Swapping two atoms changes the energy by a number the test computes by hand, so a swap
+    Monte Carlo chain's visit frequencies can be compared with the exact distribution.
+    Forces are zero (the energy depends on which element sits on which site, not on where
+    the sites are), so MD between swaps leaves it unchanged.
+    """
+
+    name = "site-energies"
+    version = "test"
+    elements = frozenset(range(1, 119))
+    cutoff = 1.0
+
+    def __init__(self, site_energy, weight: Mapping[str, float]) -> None:
+        super().__init__()
+        self.site_energy = np.asarray(site_energy, dtype=float)
+        self.weight = {atomic_numbers[k]: float(v) for k, v in weight.items()}
+
+    def energy(self, numbers) -> float:
+        return float(sum(e * self.weight[int(z)] for e, z in zip(self.site_energy, numbers)))
+
+    def _evaluate(self, structures, properties):
+        out = []
+        for atoms in structures:
+            res = {"energy": self.energy(atoms.numbers), "forces": np.zeros((len(atoms), 3))}
+            if "stress" in properties and atoms.pbc.all():
+                res["stress"] = np.zeros(6)
+            out.append(res)
+        return out

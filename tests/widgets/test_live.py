@@ -29,7 +29,7 @@ from ase.cluster import Icosahedron
 from ase.constraints import FixAtoms
 
 from nnp_lab.errors import SimulationError
-from nnp_lab.simulate import MolecularDynamics, NEBRun, Relaxation, relax
+from nnp_lab.simulate import MolecularDynamics, NEBRun, Relaxation, SwapMonteCarlo, relax
 from nnp_lab.widgets import LiveRun, watch
 from nnp_lab.widgets._kernel_pump import KernelPump
 from nnp_lab.widgets.live import MAX_PLOT_RATE_HZ
@@ -142,6 +142,46 @@ def test_nve_md_has_no_slider_and_no_target(cluster: Atoms) -> None:
     assert live.plot.trace_names == ["potential", "total", "kinetic", "temperature"]
     live.start().wait()
     assert live.done
+
+
+def test_swap_mc_view_follows_the_elements_and_plots_acceptance() -> None:
+    from nnp_lab import build
+
+    particle = build.nanoparticle({"Cu": 0.5, "Au": 0.5}, shape="cuboctahedron", size=2, seed=1)
+    run = SwapMonteCarlo(particle, "emt", temperature_K=1500, steps=30, seed=4)
+    events = _collect(run)
+    live = LiveRun(run)
+    assert live.plot.trace_names == ["trial", "energy", "acceptance"]
+    result = live.start().wait()
+    assert result.n_accepted > 0  # so the elements shown had to change
+    # The view shows the final ordering (its elements changed in place: no reload).
+    assert np.array_equal(live.viewer.numbers, result.atoms.numbers)
+    assert not np.array_equal(live.viewer.numbers, particle.numbers)
+    assert live.viewer._mode == "live"
+    assert "accepted" in live.viewer.label
+    by_name = {tr.name: tr for tr in live.plot.figure.data}
+    assert np.allclose(by_name["energy"].y, result.energy)
+    assert np.allclose(by_name["trial"].y, result.trial_energy)
+    assert np.allclose(by_name["acceptance"].y[-1], 100 * result.acceptance_rate)
+    assert len(events) == 31
+
+
+def test_viewer_set_numbers_checks_its_input(cluster: Atoms) -> None:
+    from nnp_lab.errors import InputError
+    from nnp_lab.widgets import Viewer
+
+    v = Viewer()
+    with pytest.raises(InputError, match="no structure"):
+        v.set_numbers([29])
+    v.atoms = cluster
+    structure_id = v._structure_id
+    z = cluster.numbers.copy()
+    z[:5] = 79
+    v.set_numbers(z)
+    assert np.array_equal(v.numbers, z) and v._structure_id == structure_id  # camera kept
+    assert "79" in v._elements and v.atoms.get_chemical_symbols()[:5] == ["Au"] * 5
+    with pytest.raises(InputError, match="55 atoms"):
+        v.set_numbers(z[:3])
 
 
 def test_neb_band_and_profiles() -> None:
