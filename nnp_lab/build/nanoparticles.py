@@ -25,6 +25,7 @@ NANOPARTICLE_SHAPES: tuple[str, ...] = (
     "decahedron",
     "octahedron",
     "cuboctahedron",
+    "truncated_octahedron",
     "wulff",
 )
 
@@ -149,6 +150,9 @@ def nanoparticle(
       (:class:`ase.cluster.Octahedron`), 1, 6, 19, 44 atoms.
     - ``"cuboctahedron"``: ``size`` = number of shells like the icosahedron
       (``Octahedron(length=2*size-1, cutoff=size-1)``), 1, 13, 55, 147 atoms.
+    - ``"truncated_octahedron"``: the regular truncated octahedron (square and hexagonal
+      facets with equal edges, ``Octahedron(length=3*size+1, cutoff=size)``), 38, 201, 586,
+      1289 atoms.
     - ``"wulff"``: fcc Wulff construction (:func:`ase.cluster.wulff_construction`) with the
       atom count closest to ``size`` (so ``size`` is a target number of atoms, e.g. 200),
       using ``surface_energies`` (default :data:`DEFAULT_SURFACE_ENERGIES`).
@@ -229,6 +233,8 @@ def nanoparticle(
         cluster = Octahedron(placeholder, length=size, latticeconstant=a)
     elif shape == "cuboctahedron":
         cluster = Octahedron(placeholder, length=2 * size - 1, cutoff=size - 1, latticeconstant=a)
+    elif shape == "truncated_octahedron":
+        cluster = Octahedron(placeholder, length=3 * size + 1, cutoff=size, latticeconstant=a)
     else:
         energies = dict(surface_energies) if surface_energies else dict(DEFAULT_SURFACE_ENERGIES)
         try:

@@ -24,6 +24,21 @@ def test_octahedron_and_wulff_sizes() -> None:
     assert wulff.info["built_by"]["surface_energies"]
 
 
+def test_truncated_octahedron_has_the_magic_numbers_and_its_facets() -> None:
+    from ase.neighborlist import neighbor_list
+
+    sizes = [len(nanoparticle("Pt", shape="truncated_octahedron", size=s)) for s in (1, 2, 3)]
+    assert sizes == [38, 201, 586]
+    particle = nanoparticle("Pt", shape="truncated_octahedron", size=2)
+    i = neighbor_list("i", particle, 1.2 * 3.92 / 2**0.5)
+    cn = np.bincount(i, minlength=len(particle))
+    # Edges of 3 atoms: 8 hexagonal (111) facets with 7 inner atoms of 9 neighbours each,
+    # 6 square (100) facets with 1 inner atom of 8, 36 edge atoms of 7, 24 corners of 6.
+    counts = {k: int(np.sum(cn == k)) for k in (6, 7, 8, 9)}
+    assert counts == {6: 24, 7: 36, 8: 6, 9: 56}
+    assert int(np.sum(cn == 12)) == 201 - 122
+
+
 def test_box_vacuum_and_pbc() -> None:
     np_ = nanoparticle("Pt", size=3, vacuum=6.0)
     assert not np_.pbc.any()
