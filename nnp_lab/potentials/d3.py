@@ -11,6 +11,8 @@ energies change far less. Pass ``cutoff=`` to :func:`with_d3` for a tighter numb
 
 from __future__ import annotations
 
+import warnings
+
 import copy
 from typing import Any
 
@@ -113,7 +115,11 @@ class D3Dispersion:
         for atoms in structures:
             work = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
             props = ["energy", "forces"] + (["stress"] if has_stress(work) else [])
-            self._calc.calculate(work, props)
+            with warnings.catch_warnings():
+                # torch-dftd builds its cell tensor from ASE's Cell object; torch warns that
+                # this is slow (it is 3 rows, microseconds) on every call.
+                warnings.filterwarnings("ignore", "Creating a tensor from a list of numpy")
+                self._calc.calculate(work, props)
             r = self._calc.results
             res = {
                 "energy": float(r["energy"]),

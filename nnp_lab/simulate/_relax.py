@@ -277,7 +277,11 @@ class Relaxation(Run):
         generator = opt.irun(fmax=self.fmax, steps=self.steps)
         while True:
             try:
-                converged = next(generator)
+                with warnings.catch_warnings():
+                    # FrechetCellFilter's matrix logarithm: scipy warns on every step that
+                    # logm "may be inaccurate" with an error estimate of ~1e-13; not actionable.
+                    warnings.filterwarnings("ignore", "logm result may be inaccurate")
+                    converged = next(generator)
             except StopIteration:
                 break
             except StructureError as exc:
