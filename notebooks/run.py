@@ -63,11 +63,14 @@ def main() -> int:
     parser.add_argument("notebooks", nargs="+")
     parser.add_argument("--quick", action="store_true", help="set NNP_LAB_QUICK=1")
     parser.add_argument("--output", help="write the executed notebook here (single notebook)")
+    parser.add_argument(
+        "--timeout", type=int, default=1800, help="seconds one cell may run (default 1800)"
+    )
     args = parser.parse_args()
     for nb_path in args.notebooks:
         t = time.perf_counter()
         print(f"=== {nb_path}", flush=True)
-        nb = execute(nb_path, quick=args.quick, output=args.output)
+        nb = execute(nb_path, quick=args.quick, output=args.output, timeout=args.timeout)
         for text in text_outputs(nb):
             sys.stdout.write(text)
         print(f"=== {nb_path} ran in {time.perf_counter() - t:.0f} s", flush=True)
