@@ -36,6 +36,7 @@ from ase.units import kB
 from nnp_lab import validation
 from nnp_lab.errors import InputError
 from nnp_lab.potentials import Potential
+from nnp_lab.simulate._keywords import forwarded
 from nnp_lab.simulate._md_options import checked_seed
 from nnp_lab.simulate._run import Event, Run, RunResult, frozen_array, run_to_end
 
@@ -264,6 +265,7 @@ class SwapMonteCarlo(Run):
         self._swaps: list[tuple[int, int]] = []
         self._lowest: Atoms | None = None
         self._lowest_energy = math.inf
+        self._n_accepted = 0
         self._n_evaluations = 0
         self._md_done = 0
         self.frames: list[Atoms] = []
@@ -371,6 +373,7 @@ class SwapMonteCarlo(Run):
                     numbers[[i, j]] = numbers[[j, i]]
                     self.atoms.numbers = numbers
                     energy = e_trial
+                    self._n_accepted += 1
                     self._note_lowest(energy)
                 self._energies.append(energy)
                 self._trial.append(e_trial)
@@ -397,7 +400,7 @@ class SwapMonteCarlo(Run):
     def _record(self, step: int, energy: float) -> None:
         frame = self._frame(energy)
         frame.info["step"] = step
-        frame.info["n_accepted"] = int(sum(self._accepted))
+        frame.info["n_accepted"] = self._n_accepted
         self.frames.append(frame)
         self.write_frame(frame)
 
@@ -410,7 +413,7 @@ class SwapMonteCarlo(Run):
         delta_energy: float,
         accepted: bool,
     ) -> SwapMCStep:
-        n_accepted = int(sum(self._accepted))
+        n_accepted = self._n_accepted
         return SwapMCStep(
             **self.event_fields(self.atoms, step),
             energy=energy,
@@ -530,19 +533,5 @@ def swap_mc(
     >>> res = swap_mc(np_, "emt", temperature_K=600, steps=500, seed=1)  # doctest: +SKIP
     >>> res.acceptance_rate  # doctest: +SKIP
     """
-    run = SwapMonteCarlo(
-        atoms,
-        potential,
-        temperature_K=temperature_K,
-        steps=steps,
-        elements=elements,
-        indices=indices,
-        batch=batch,
-        md_every=md_every,
-        md_steps=md_steps,
-        timestep_fs=timestep_fs,
-        interval=interval,
-        trajectory=trajectory,
-        seed=seed,
-    )
+    run = SwapMonteCarlo(atoms, potential, **forwarded(SwapMonteCarlo, locals()))
     return run_to_end(run, live=live, total=steps)
