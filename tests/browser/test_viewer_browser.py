@@ -205,7 +205,8 @@ def test_click_picks_atom_and_syncs_selection(
     page.mouse.click(xy["x"], xy["y"])
     pick = root.locator(".nnpv-pick")
     pick.wait_for(state="visible", timeout=60_000)
-    assert pick.inner_text().startswith(f"#{O_INDEX} O"), pick.inner_text()
+    # the label is redrawn on the next animation frame after the click: wait for it
+    wait_until(lambda: pick.inner_text().startswith(f"#{O_INDEX} O"), 60, "the picked atom's label")
 
     xy = root.evaluate(f"(r) => r.nnpViewer.project({PT_INDEX})")
     page.keyboard.down("Shift")
