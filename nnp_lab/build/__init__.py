@@ -11,11 +11,17 @@ Examples
 >>> slab = build.surface(build.bulk("Pt"), (1, 1, 1), 4, size=(3, 3), fixed_layers=2)
 >>> slab = build.add_adsorbate(slab, "CO", "fcc")
 >>> particle = build.nanoparticle({"Pt": 0.5, "Ni": 0.5}, shape="icosahedron", size=3, seed=1)
+
+Edits with undo and a code record (:mod:`nnp_lab.build.editing`, what the 3D viewer uses):
+
+>>> ed = build.editing.StructureEditor(slab)
+>>> _ = ed.delete(ed.select(element="O"))
 """
 
 from __future__ import annotations
 
-from nnp_lab.build.adsorption import SITE_KINDS, Site, add_adsorbate, adsorption_sites
+from nnp_lab.build import editing
+from nnp_lab.build.adsorption import SITE_KINDS, Site, add_adsorbate, adsorption_sites, site_xy
 from nnp_lab.build.composition import parse_composition
 from nnp_lab.build.crystals import (
     CRYSTAL_STRUCTURES,
@@ -43,11 +49,13 @@ __all__ = [
     "adsorption_sites",
     "bulk",
     "crystal",
+    "editing",
     "list_crystals",
     "molecule",
     "molecule_names",
     "nanoparticle",
     "parse_composition",
+    "site_xy",
     "supercell",
     "surface",
     "vacancy",

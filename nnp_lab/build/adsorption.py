@@ -353,6 +353,18 @@ def _resolve_site(slab: Atoms, site: Any) -> tuple[np.ndarray, dict[str, Any]]:
     return xy[:2].copy(), {"kind": "coordinates", "position": xy.tolist()}
 
 
+def site_xy(slab: Atoms, site: Site | str | Sequence[float]) -> np.ndarray:
+    """The x, y (Å) where :func:`add_adsorbate` puts an adsorbate for ``site`` (a
+    :class:`Site`, a kind or label such as ``"fcc"`` / ``"bridge-1"``, or coordinates).
+
+    Raises
+    ------
+    InputError
+        An unknown or absent site kind (the message lists the available ones), bad coordinates.
+    """
+    return _resolve_site(_check_slab(slab), site)[0]
+
+
 def _rotation_to_z(v: np.ndarray) -> np.ndarray:
     """Rotation matrix taking the unit vector ``v`` onto +z."""
     z = np.array([0.0, 0.0, 1.0])
