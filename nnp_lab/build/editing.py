@@ -45,6 +45,7 @@ __all__ = [
     "close_contacts",
     "delete_atoms",
     "fix_atoms",
+    "fixed_atoms",
     "measure",
     "move_atoms",
     "rotate_atoms",
@@ -175,6 +176,11 @@ def delete_atoms(atoms: Atoms, indices: Sequence[int]) -> Atoms:
     out = atoms.copy()
     del out[idx]
     return out
+
+
+def fixed_atoms(atoms: Atoms) -> list[int]:
+    """Indices held by the :class:`~ase.constraints.FixAtoms` constraints of ``atoms``, sorted."""
+    return fixed_indices(require_atoms(atoms, "atoms", allow_empty=True))[0].tolist()
 
 
 def _with_fixed(atoms: Atoms, fixed: Sequence[int]) -> Atoms:
@@ -494,7 +500,7 @@ class StructureEditor:
     @property
     def fixed(self) -> list[int]:
         """Indices held by FixAtoms."""
-        return fixed_indices(self._atoms)[0].tolist()
+        return fixed_atoms(self._atoms)
 
     # ------------------------------------------------------------------ selection
     def select(

@@ -68,6 +68,19 @@ class ViewerState(anywidget.AnyWidget):
     #: Rotate the view continuously (also used to measure pure rendering speed).
     spin = t.Bool(False).tag(sync=True)
 
+    # Editing (Python -> browser): atoms held by FixAtoms, drawn distinctly; the last edit's
+    # message (a warning or error) and the last measurement, shown in the view.
+    _fixed = t.Bytes(b"", help="uint8 per atom: 1 where FixAtoms holds it").tag(sync=True)
+    #: Show the edit toolbar (select, move, add, delete, fix, measure, undo/redo, relax, NEB).
+    editable = t.Bool(False).tag(sync=True)
+    #: Message of the last edit (e.g. "atom 12 (O) is 0.45 Å from atom 3 (Pt) ..."), or "".
+    edit_message = t.Unicode("").tag(sync=True)
+    #: Text of the last :meth:`Viewer.measure` (distance, angle or dihedral), or "".
+    measurement = t.Unicode("").tag(sync=True)
+    #: Undo / redo available (drives the toolbar buttons).
+    can_undo = t.Bool(False).tag(sync=True)
+    can_redo = t.Bool(False).tag(sync=True)
+
     # Browser -> Python.
     #: Indices of the atoms selected in the browser (click; shift-click adds/removes).
     selected = t.List(t.Int()).tag(sync=True)

@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 import traitlets as t
 from ase import Atoms
+from ase.data import chemical_symbols
 
+from nnp_lab.build.editing import Edit, StructureEditor, fixed_atoms
 from nnp_lab.errors import InputError
 from nnp_lab.widgets._frontend import PngRequests
 from nnp_lab.widgets._throttle import FrameThrottle
@@ -60,6 +62,14 @@ class Viewer(ViewerState):
     Mouse: left-drag orbits, wheel zooms, right-drag (or shift-drag) pans, click picks an atom
     (its index and element appear in the view and in :attr:`selected`), shift-click adds to or
     removes from the selection. Buttons reset the view and download a PNG.
+
+    Editing: :meth:`select`, :meth:`move`, :meth:`rotate`, :meth:`add`, :meth:`delete`,
+    :meth:`fix`, :meth:`unfix`, :meth:`undo`, :meth:`redo` and :meth:`measure` change or
+    measure the structure shown (camera kept; fixed atoms drawn distinctly); :attr:`history`
+    lists the edits and :meth:`edits_as_code` returns the Python that repeats them. They go
+    through one :class:`~nnp_lab.build.editing.StructureEditor` (:attr:`editor`); the
+    browser's edit requests call the same methods (:meth:`apply_request`). After a run moved
+    the atoms (:meth:`update`), the next edit starts a new history from what is shown.
 
     Parameters
     ----------
@@ -117,6 +127,10 @@ class Viewer(ViewerState):
             self._deliver, max_rate_hz, merge=merge_frames, lock=self._sync_lock
         )
         self._source: Atoms | None = None
+        self._editor: StructureEditor | None = None
+        # True once update() moved the atoms after the last edit: the next edit starts a new
+        # edit history from what is shown (a run's result cannot be repeated as an edit).
+        self._moved_by_run = False
         self._traj_array: np.ndarray | None = None
         self._traj_cell_array: np.ndarray | None = None
         self._png = PngRequests(self._keep_png)
@@ -131,6 +145,7 @@ class Viewer(ViewerState):
             **kwargs,
         )
         self.on_msg(self._on_custom_msg)
+        self.observe(self._selection_from_browser, names="selected")
         if atoms is not None:
             self.atoms = atoms
 
@@ -180,7 +195,11 @@ class Viewer(ViewerState):
         Setting replaces everything (atoms, positions, cell, forces, any trajectory) and resets
         the camera. Use :meth:`update` to move the same atoms.
         """
-        return None if self._source is None else self.to_atoms()
+        if self._source is None:
+            return None
+        if self._mode == "live" and self._editor is not None and not self._moved_by_run:
+            return self._editor.atoms  # exact (the browser's copy is float32)
+        return self.to_atoms()
 
     @atoms.setter
     def atoms(self, atoms: Atoms | None) -> None:
@@ -196,6 +215,15 @@ class Viewer(ViewerState):
 
     def _set_structure(self, atoms: Atoms | None) -> None:
         """Set numbers, positions, cell, pbc, forces and element table (call under _locked_sync)."""
+        self._show(atoms)
+        self._editor = None if atoms is None else StructureEditor(atoms)
+        self._moved_by_run = False
+        self.selected = []
+        self._edit_state()
+
+    def _show(self, atoms: Atoms | None) -> None:
+        """Send ``atoms`` (numbers, positions, cell, pbc, forces, elements, fixed atoms)
+        without touching the camera (call under _locked_sync)."""
         data = StructureData() if atoms is None else structure_data(atoms)
         # A copy drops the calculator and keeps tags, constraints and info.
         self._source = None if atoms is None else atoms.copy()
@@ -205,7 +233,10 @@ class Viewer(ViewerState):
         self._pbc = data.pbc
         self._forces = data.forces
         self._elements = data.elements
-        self.selected = []
+        fixed = np.zeros(0 if atoms is None else len(atoms), dtype=np.uint8)
+        if atoms is not None:
+            fixed[fixed_atoms(atoms)] = 1
+        self._fixed = fixed.tobytes()
 
     def set_numbers(self, numbers: Any) -> None:
         """Change the elements of the atoms shown, keeping positions, camera and mode.
@@ -231,6 +262,7 @@ class Viewer(ViewerState):
         if z.size and (z.min() < 0 or z.max() > 255):
             raise InputError(f"atomic numbers must be in 0..255, got {z.min()}..{z.max()}")
         with self._locked_sync():
+            self._moved_by_run = True  # like update(): the next edit starts from what is shown
             self._source.numbers = z
             self._numbers = z.astype(np.uint8).tobytes()
             self._elements = element_table(z)
@@ -310,6 +342,7 @@ class Viewer(ViewerState):
 
     def _deliver(self, frame: Frame) -> None:
         with self._locked_sync():
+            self._moved_by_run = True
             self._positions = frame.positions
             if frame.cell is not None:
                 self._cell = frame.cell
@@ -482,6 +515,171 @@ class Viewer(ViewerState):
             raise t.TraitError(f"frame_index must be in 0..{self._traj_n_frames - 1}, got {value}")
         return value
 
+    # ------------------------------------------------------------------ editing
+    @property
+    def editor(self) -> StructureEditor:
+        """The :class:`~nnp_lab.build.editing.StructureEditor` of the structure shown (every
+        edit method below goes through it)."""
+        if self._editor is None or self._source is None:
+            raise InputError("the viewer shows no structure yet; set viewer.atoms = atoms first")
+        if self._mode != "live":
+            raise InputError(
+                "the viewer is showing a trajectory or band; set viewer.atoms = atoms to edit"
+            )
+        if self._moved_by_run:
+            # a run moved the atoms since the last edit: edit what is shown from here on
+            self._editor.set_atoms(self.to_atoms())
+            self._moved_by_run = False
+        return self._editor
+
+    @property
+    def selection(self) -> list[int]:
+        """Indices of the selected atoms (sorted), as in the view; settable."""
+        return sorted(self.selected)
+
+    @selection.setter
+    def selection(self, indices: Sequence[int]) -> None:
+        self.editor.selection = indices
+        self.selected = self.editor.selection
+
+    def _selection_from_browser(self, change: Any) -> None:
+        if self._editor is not None and self._mode == "live":
+            n = len(self._editor.atoms) if self._source is not None else 0
+            self._editor.selection = [i for i in change["new"] if 0 <= i < n]
+
+    def _edit_state(self) -> None:
+        ed = self._editor
+        self.can_undo = bool(ed is not None and ed.can_undo)
+        self.can_redo = bool(ed is not None and ed.can_redo)
+        self.edit_message = "" if ed is None else ed.last_message
+
+    def _after_edit(self, result: Any) -> Any:
+        """Show the editor's structure (camera kept) and its selection and message."""
+        ed = self._editor
+        assert ed is not None
+        self._throttle.cancel()
+        with self._locked_sync():
+            self._show(ed.atoms)
+            self.selected = ed.selection
+            self.measurement = ""
+            self._edit_state()
+        return result
+
+    def select(
+        self,
+        indices: Sequence[int] | int | None = None,
+        *,
+        element: str | None = None,
+        layer: int | None = None,
+        everything: bool = False,
+        invert: bool = False,
+        add: bool = False,
+    ) -> list[int]:
+        """Select atoms (highlighted in the view) and return the selection; see
+        :meth:`StructureEditor.select <nnp_lab.build.editing.StructureEditor.select>`
+        (``element=``, ``layer=`` from the bottom, negative from the top, ``everything=``,
+        ``invert=``, ``add=``)."""
+        sel = self.editor.select(
+            indices, element=element, layer=layer, everything=everything, invert=invert, add=add
+        )
+        self.selected = sel
+        return sel
+
+    def move(
+        self, indices: Sequence[int] | int | None = None, displacement: Sequence[float] = (0, 0, 0)
+    ) -> Edit:
+        """Move atoms (default: the selection) by ``displacement`` (Å); returns the
+        :class:`~nnp_lab.build.editing.Edit` (its ``message`` warns of atoms too close)."""
+        return self._after_edit(self.editor.move(indices, displacement))
+
+    def rotate(
+        self,
+        indices: Sequence[int] | int | None = None,
+        angle: float = 0.0,
+        axis: str | Sequence[float] = "z",
+        center: Sequence[float] | None = None,
+    ) -> Edit:
+        """Rotate atoms (default: the selection, e.g. a molecule) rigidly by ``angle`` degrees
+        about ``axis`` (``"x"``, ``"y"``, ``"z"`` or a vector) through ``center`` (default the
+        group's centre)."""
+        return self._after_edit(self.editor.rotate(indices, angle, axis, center))
+
+    def add(
+        self,
+        species: str | Atoms,
+        *,
+        position: Sequence[float] | None = None,
+        site: Any = None,
+        on_atom: int | None = None,
+        height: float = 2.0,
+    ) -> Edit:
+        """Add an element, a molecule (name or SMILES through :func:`nnp_lab.build.molecule`)
+        or Atoms at ``position``, on an adsorption ``site`` (a :class:`~nnp_lab.build.Site`,
+        kind or label) or ``height`` Å above atom ``on_atom``; the new atoms are selected."""
+        return self._after_edit(
+            self.editor.add(species, position=position, site=site, on_atom=on_atom, height=height)
+        )
+
+    def delete(self, indices: Sequence[int] | int | None = None) -> Edit:
+        """Delete atoms (default: the selection)."""
+        return self._after_edit(self.editor.delete(indices))
+
+    def fix(self, indices: Sequence[int] | int | None = None) -> Edit:
+        """Hold atoms (default: the selection) with FixAtoms; fixed atoms are drawn hatched."""
+        return self._after_edit(self.editor.fix(indices))
+
+    def unfix(self, indices: Sequence[int] | int | None = None) -> Edit:
+        """Release atoms (default: the selection) from FixAtoms."""
+        return self._after_edit(self.editor.unfix(indices))
+
+    def undo(self) -> Edit | None:
+        """Undo the last edit; returns it, or None when there is nothing to undo."""
+        return self._after_edit(self.editor.undo())
+
+    def redo(self) -> Edit | None:
+        """Redo the last undone edit; returns it, or None."""
+        return self._after_edit(self.editor.redo())
+
+    @property
+    def history(self) -> list[Edit]:
+        """The edits made so far, oldest first (since the structure was set or a run last
+        moved it)."""
+        return [] if self._editor is None else self._editor.history
+
+    def edits_as_code(self, name: str = "atoms", start: str = "start") -> str:
+        """Python (``nnp_lab.build.editing`` calls) that repeats :attr:`history` on the
+        starting structure ``start`` (``viewer.editor.start``) and reproduces
+        :attr:`atoms` exactly."""
+        return self.editor.edits_as_code(name, start)
+
+    def measure(self, indices: Sequence[int] | None = None) -> dict[str, Any]:
+        """Distance (2 atoms), angle (3) or dihedral (4) of ``indices`` (default: the
+        selection), minimum image across periodic boundaries; the text is shown in the view.
+
+        Returns ``{"kind", "value", "unit", "indices", "text"}``.
+        """
+        result = self.editor.measure(indices)
+        self.measurement = result["text"]
+        return result
+
+    def check_elements(self, potential: Any) -> str:
+        """Say (in the view and as the return value) which elements shown ``potential`` does
+        not cover, before any run; ``""`` when it covers them all."""
+        covered = set(getattr(potential, "elements", ()) or ())
+        if self._source is None or not covered:
+            return ""
+        missing = sorted(
+            set(self._source.get_chemical_symbols()) - {chemical_symbols[z] for z in covered}
+        )
+        message = (
+            ""
+            if not missing
+            else f"{getattr(potential, 'name', 'the model')} does not cover {', '.join(missing)}; "
+            "a run with it will fail"
+        )
+        self.edit_message = message
+        return message
+
     # ------------------------------------------------------------------ round trip
     def to_atoms(self, frame: int | None = None) -> Atoms:
         """Return new Atoms equal to what is shown (positions and cell at float32 precision).
@@ -545,7 +743,42 @@ class Viewer(ViewerState):
         return future
 
     def _on_custom_msg(self, _widget: Any, content: Any, buffers: Sequence[Any]) -> None:
+        if isinstance(content, dict) and content.get("type") == "edit":
+            self.apply_request(content)
+            return
         self._png.answer(content, buffers)
+
+    #: Edit requests the front end may send, and the method each one calls.
+    EDIT_REQUESTS = (
+        "select",
+        "move",
+        "rotate",
+        "add",
+        "delete",
+        "fix",
+        "unfix",
+        "undo",
+        "redo",
+        "measure",
+    )
+
+    def apply_request(self, request: dict[str, Any]) -> Any:
+        """Apply an edit request from the front end: ``{"op": name, ...keywords}``, where
+        ``name`` is one of :attr:`EDIT_REQUESTS` and the keywords are those of the method of
+        that name. The mouse and keyboard edits of the view arrive here, so they run through
+        the same methods a script calls. A bad request is not raised (the browser cannot
+        catch it): its message is shown in the view (:attr:`edit_message`) and returned.
+        """
+        op = request.get("op")
+        kwargs = {k: v for k, v in request.items() if k not in ("type", "op")}
+        if op not in self.EDIT_REQUESTS:
+            self.edit_message = f"unknown edit {op!r}; known: {', '.join(self.EDIT_REQUESTS)}"
+            return self.edit_message
+        try:
+            return getattr(self, op)(**kwargs)
+        except (InputError, TypeError, ValueError) as exc:
+            self.edit_message = f"{op}: {exc}"
+            return self.edit_message
 
     def _keep_png(self, data: bytes) -> None:
         self.last_png = data
