@@ -441,7 +441,9 @@ function bindInput(view) {
   let drag = null;
   c.addEventListener("pointerdown", (e) => {
     c.setPointerCapture(e.pointerId);
+    const edit = view.beginEditDrag ? view.beginEditDrag(e) : null;
     drag = {
+      edit,
       x: e.clientX,
       y: e.clientY,
       x0: e.clientX,
@@ -455,6 +457,10 @@ function bindInput(view) {
   });
   c.addEventListener("pointermove", (e) => {
     if (!drag) return;
+    if (drag.edit) {
+      drag.edit.move(e);
+      return;
+    }
     const dx = e.clientX - drag.x;
     const dy = e.clientY - drag.y;
     drag.x = e.clientX;
@@ -472,7 +478,12 @@ function bindInput(view) {
     view.dragging = false;
     c.classList.remove("nnpv-dragging");
     view.schedule();
-    if (e.type === "pointerup" && !d.moved && d.button === 0) pickAt(view, e.clientX, e.clientY, e.shiftKey);
+    if (d.edit) {
+      const moved = Math.hypot(e.clientX - d.x0, e.clientY - d.y0) > 4;
+      d.edit.end(e, e.type !== "pointerup");
+      if (moved || e.type !== "pointerup") return;
+    }
+    if (e.type === "pointerup" && !d.moved && d.button === 0) pickAt(view, e.clientX, e.clientY, e.shiftKey || e.ctrlKey || e.metaKey);
   };
   c.addEventListener("pointerup", end);
   c.addEventListener("pointercancel", end);
@@ -687,6 +698,200 @@ function showError(view, msg) {
   view.errorEl.style.display = "block";
 }
 
+// src/editing.js
+var STEP_A = 0.1;
+var BIG_STEP_A = 0.5;
+function editable(view) {
+  return !!view.model.get("editable") && view.mode === "live";
+}
+function sendEdit(view, op, args = {}) {
+  view.model.send({ type: "edit", op, ...args });
+}
+function screenToWorld(view, dx, dy, depth) {
+  const h = Math.max(1, view.canvas.clientHeight);
+  const wpp = 2 * Math.max(depth, 1e-3) * Math.tan(FOV_Y / 2) / h;
+  const vx = dx * wpp;
+  const vy = -dy * wpp;
+  const R = view.camera.R;
+  return [R[0] * vx + R[3] * vy, R[1] * vx + R[4] * vy, R[2] * vx + R[5] * vy];
+}
+function towardsViewer(view) {
+  const R = view.camera.R;
+  return [R[6], R[7], R[8]];
+}
+function selectionDepth(view) {
+  const p = currentPositions(view);
+  let sum = 0;
+  for (const i of view.selected) sum += -view.camera.toView([p[3 * i], p[3 * i + 1], p[3 * i + 2]])[2];
+  return view.selected.length ? sum / view.selected.length : view.camera.dist;
+}
+function beginEditDrag(view, e) {
+  if (!editable(view) || e.button !== 0) return null;
+  if (e.altKey) return boxDrag(view, e);
+  const i = atomAt(view, e.clientX, e.clientY);
+  if (i < 0 || !view.selected.includes(i)) return null;
+  return moveDrag(view, e);
+}
+function moveDrag(view, e) {
+  const depth = selectionDepth(view);
+  const start = Float32Array.from(view.livePos);
+  const total = [0, 0, 0];
+  const x0 = e.clientX;
+  const y0 = e.clientY;
+  return {
+    move(ev) {
+      const d = screenToWorld(view, ev.clientX - x0, ev.clientY - y0, depth);
+      total[0] = d[0];
+      total[1] = d[1];
+      total[2] = d[2];
+      const p = Float32Array.from(start);
+      for (const i of view.selected) for (let k = 0; k < 3; k++) p[3 * i + k] += d[k];
+      view.livePos = p;
+      view.dirty.pos = true;
+      view.schedule();
+    },
+    end(ev, cancelled) {
+      if (cancelled || Math.hypot(ev.clientX - x0, ev.clientY - y0) < 2) {
+        view.livePos = start;
+        view.dirty.pos = true;
+        view.schedule();
+        return;
+      }
+      sendEdit(view, "move", { displacement: total.map((v) => Number(v.toFixed(6))) });
+    }
+  };
+}
+function boxDrag(view, e) {
+  const stageRect = view.stage.getBoundingClientRect();
+  const box = el("div", "nnpv-box", view.stage);
+  const x0 = e.clientX;
+  const y0 = e.clientY;
+  const place = (x, y) => {
+    box.style.left = `${Math.min(x, x0) - stageRect.left}px`;
+    box.style.top = `${Math.min(y, y0) - stageRect.top}px`;
+    box.style.width = `${Math.abs(x - x0)}px`;
+    box.style.height = `${Math.abs(y - y0)}px`;
+  };
+  place(x0, y0);
+  return {
+    move(ev) {
+      place(ev.clientX, ev.clientY);
+    },
+    end(ev, cancelled) {
+      box.remove();
+      if (cancelled) return;
+      const xa = Math.min(ev.clientX, x0), xb = Math.max(ev.clientX, x0);
+      const ya = Math.min(ev.clientY, y0), yb = Math.max(ev.clientY, y0);
+      const inside = [];
+      for (let i = 0; i < view.n; i++) {
+        const q = projectAtom(view, i);
+        if (q && q.x >= xa && q.x <= xb && q.y >= ya && q.y <= yb) inside.push(i);
+      }
+      sendEdit(view, "select", { indices: inside, add: !!ev.shiftKey });
+    }
+  };
+}
+function bindEditKeys(view) {
+  view.canvas.addEventListener("keydown", (e) => {
+    if (!editable(view)) return;
+    const ctrl = e.ctrlKey || e.metaKey;
+    const key = e.key;
+    let handled = true;
+    if (ctrl && (key === "z" || key === "Z")) sendEdit(view, e.shiftKey ? "redo" : "undo");
+    else if (ctrl && (key === "y" || key === "Y")) sendEdit(view, "redo");
+    else if (ctrl && (key === "a" || key === "A")) sendEdit(view, "select", { everything: true });
+    else if (key === "Delete" || key === "Backspace") {
+      if (view.selected.length) sendEdit(view, "delete");
+    } else if (key === "Escape") sendEdit(view, "select", { indices: [] });
+    else if (key.startsWith("Arrow") || key === "PageUp" || key === "PageDown") {
+      if (!view.selected.length) return;
+      const step = e.shiftKey ? BIG_STEP_A : STEP_A;
+      let d;
+      if (key === "PageUp" || key === "PageDown") {
+        const t = towardsViewer(view);
+        const s = key === "PageUp" ? step : -step;
+        d = [t[0] * s, t[1] * s, t[2] * s];
+      } else {
+        const h = Math.max(1, view.canvas.clientHeight);
+        const px = step / (2 * selectionDepth(view) * Math.tan(FOV_Y / 2) / h);
+        const dx = key === "ArrowRight" ? px : key === "ArrowLeft" ? -px : 0;
+        const dy = key === "ArrowDown" ? px : key === "ArrowUp" ? -px : 0;
+        d = screenToWorld(view, dx, dy, selectionDepth(view));
+      }
+      sendEdit(view, "move", { displacement: d.map((v) => Number(v.toFixed(6))) });
+    } else handled = false;
+    if (handled) e.preventDefault();
+  });
+}
+function buildEditBar(view) {
+  const bar = el("div", "nnpv-editbar", view.root);
+  view.editBar = bar;
+  const button = (text, title, op, args) => {
+    const b = el("button", "nnpv-btn", bar, text);
+    b.title = title;
+    b.dataset.op = op;
+    b.addEventListener("click", () => {
+      if (typeof args === "function") args();
+      else sendEdit(view, op, args || {});
+      view.canvas.focus();
+    });
+    return b;
+  };
+  button("All", "Select all atoms (Ctrl+A)", "select", { everything: true });
+  button("Invert", "Invert the selection", "select", { invert: true });
+  view.elementSelect = el("select", "nnpv-element-select", bar);
+  view.elementSelect.title = "Select every atom of an element";
+  view.elementSelect.addEventListener("change", () => {
+    if (view.elementSelect.value) sendEdit(view, "select", { element: view.elementSelect.value });
+    view.elementSelect.value = "";
+  });
+  button("Top layer", "Select the top layer (z)", "select", { layer: -1 });
+  button("Delete", "Delete the selection (Del)", "delete");
+  button("Fix", "Hold the selection fixed (FixAtoms)", "fix");
+  button("Unfix", "Release the selection", "unfix");
+  button("Measure", "Distance (2 selected), angle (3) or dihedral (4)", "measure");
+  button(
+    "\u27F215\xB0",
+    "Rotate the selection 15\xB0 about the axis pointing out of the screen",
+    "rotate",
+    () => sendEdit(view, "rotate", { angle: 15, axis: towardsViewer(view) })
+  );
+  view.undoBtn = button("Undo", "Undo (Ctrl+Z)", "undo");
+  view.redoBtn = button("Redo", "Redo (Ctrl+Y)", "redo");
+  view.addInput = el("input", "nnpv-add-input", bar);
+  view.addInput.placeholder = "CO, O, H2O, SMILES\u2026";
+  view.addInput.title = "What to add: an element, a molecule name or a SMILES";
+  button("Add on picked", "Add it 2 \xC5 above the last picked atom (e.g. a surface atom)", "add", () => {
+    const species = view.addInput.value.trim();
+    const on = view.lastPicked >= 0 ? view.lastPicked : view.selected[view.selected.length - 1];
+    if (species && on !== void 0 && on >= 0) sendEdit(view, "add", { species, on_atom: on, height: 2 });
+  });
+  view.editMsg = el("div", "nnpv-editmsg", view.stage);
+  syncEditBar(view);
+}
+function syncEditBar(view) {
+  if (!view.editBar) return;
+  const on = editable(view);
+  view.editBar.style.display = on ? "flex" : "none";
+  view.root.dataset.editable = on ? "1" : "";
+  view.undoBtn.disabled = !view.model.get("can_undo");
+  view.redoBtn.disabled = !view.model.get("can_redo");
+  const symbols = [...new Set(view.symbols)].sort();
+  const have = [...view.elementSelect.options].map((o) => o.value).join(",");
+  if (have !== ["", ...symbols].join(",")) {
+    view.elementSelect.textContent = "";
+    const first = el("option", null, view.elementSelect, "element\u2026");
+    first.value = "";
+    for (const s of symbols) el("option", null, view.elementSelect, s).value = s;
+  }
+  const msg = view.model.get("edit_message") || "";
+  const meas = view.model.get("measurement") || "";
+  view.editMsg.textContent = [meas, msg].filter(Boolean).join("\n");
+  view.editMsg.classList.toggle("nnpv-warn", !!msg);
+  view.root.dataset.measurement = meas;
+  view.root.dataset.editMessage = msg;
+}
+
 // src/shaders.js
 var SHAFT_RADIUS = 0.055;
 var HEAD_RADIUS = 0.14;
@@ -772,7 +977,10 @@ void main() {
   vec4 clip = uProj * vec4(p, 1.0);
   gl_FragDepth = clamp(clip.z / clip.w * 0.5 + 0.5, 0.0, 1.0);
   vec3 col = shade(vColor, n, -dir);
-  if (uSelectOn > 0.5 && vSel > 0.5) {
+  // flags: 100/255 fixed (hatched), 200/255 selected (cyan rim)
+  bool fixedAtom = (vSel > 0.3 && vSel < 0.5) || vSel > 0.95;
+  if (fixedAtom && mod(gl_FragCoord.x + gl_FragCoord.y, 7.0) < 2.5) col *= 0.45;
+  if (uSelectOn > 0.5 && vSel > 0.7) {
     float rim = 1.0 - max(dot(n, -dir), 0.0);
     col = mix(col, vec3(0.1, 0.8, 1.0), 0.35 + 0.6 * smoothstep(0.3, 0.75, rim));
   }
@@ -1331,8 +1539,12 @@ var ViewerView = class {
         showError(this, "The WebGL context was lost; re-run the cell to redraw.");
       });
     }
+    buildEditBar(this);
+    this.beginEditDrag = (e) => beginEditDrag(this, e);
+    this.fixed = new Uint8Array(0);
     this.bindModel();
     bindInput(this);
+    bindEditKeys(this);
     this.readStructure();
     readTrajectory(this);
     readSelection(this);
@@ -1416,6 +1628,14 @@ var ViewerView = class {
       this.schedule();
     });
     this.on("msg:custom", (msg, buffers) => this.onCustom(msg, buffers));
+    for (const k of ["editable", "can_undo", "can_redo", "edit_message", "measurement", "_mode"]) {
+      this.on(`change:${k}`, () => syncEditBar(this));
+    }
+    this.on("change:_fixed", () => {
+      this.fixed = asUint8(this.model.get("_fixed"));
+      this.dirty.flags = true;
+      this.schedule();
+    });
   }
   readStructure() {
     const m = this.model;
@@ -1446,8 +1666,10 @@ var ViewerView = class {
     }
     this.styleData = style;
     this.root.dataset.nAtoms = String(n);
+    this.fixed = asUint8(m.get("_fixed"));
     this.dirty.style = this.dirty.pos = this.dirty.forces = this.dirty.flags = this.dirty.cell = true;
     readSelection(this);
+    syncEditBar(this);
   }
   // ---------------------------------------------------------------- commands from the UI / Python
   resetView() {
@@ -1665,7 +1887,10 @@ var ViewerView = class {
     }
     if (d.flags) {
       const flags = new Uint8Array(Math.max(n, 1));
-      for (const i of this.selected) flags[i] = 255;
+      if (this.fixed.length === n && this.mode === "live") {
+        for (let i = 0; i < n; i++) if (this.fixed[i]) flags[i] = 100;
+      }
+      for (const i of this.selected) flags[i] = flags[i] === 100 ? 255 : 200;
       r.flagTex.upload(flags, Math.max(n, 1));
       d.flags = false;
     }

@@ -10,7 +10,10 @@ export function bindInput(view) {
   let drag = null;
   c.addEventListener("pointerdown", (e) => {
     c.setPointerCapture(e.pointerId);
+    // An editable view may take the gesture (drag the selection, Alt-drag a selection box).
+    const edit = view.beginEditDrag ? view.beginEditDrag(e) : null;
     drag = {
+      edit,
       x: e.clientX,
       y: e.clientY,
       x0: e.clientX,
@@ -24,6 +27,10 @@ export function bindInput(view) {
   });
   c.addEventListener("pointermove", (e) => {
     if (!drag) return;
+    if (drag.edit) {
+      drag.edit.move(e);
+      return;
+    }
     const dx = e.clientX - drag.x;
     const dy = e.clientY - drag.y;
     drag.x = e.clientX;
@@ -41,7 +48,12 @@ export function bindInput(view) {
     view.dragging = false;
     c.classList.remove("nnpv-dragging");
     view.schedule(); // full-resolution redraw after the drag
-    if (e.type === "pointerup" && !d.moved && d.button === 0) pickAt(view, e.clientX, e.clientY, e.shiftKey);
+    if (d.edit) {
+      const moved = Math.hypot(e.clientX - d.x0, e.clientY - d.y0) > 4;
+      d.edit.end(e, e.type !== "pointerup");
+      if (moved || e.type !== "pointerup") return;
+    }
+    if (e.type === "pointerup" && !d.moved && d.button === 0) pickAt(view, e.clientX, e.clientY, e.shiftKey || e.ctrlKey || e.metaKey);
   };
   c.addEventListener("pointerup", end);
   c.addEventListener("pointercancel", end);

@@ -89,7 +89,10 @@ void main() {
   vec4 clip = uProj * vec4(p, 1.0);
   gl_FragDepth = clamp(clip.z / clip.w * 0.5 + 0.5, 0.0, 1.0);
   vec3 col = shade(vColor, n, -dir);
-  if (uSelectOn > 0.5 && vSel > 0.5) {
+  // flags: 100/255 fixed (hatched), 200/255 selected (cyan rim)
+  bool fixedAtom = (vSel > 0.3 && vSel < 0.5) || vSel > 0.95;
+  if (fixedAtom && mod(gl_FragCoord.x + gl_FragCoord.y, 7.0) < 2.5) col *= 0.45;
+  if (uSelectOn > 0.5 && vSel > 0.7) {
     float rim = 1.0 - max(dot(n, -dir), 0.0);
     col = mix(col, vec3(0.1, 0.8, 1.0), 0.35 + 0.6 * smoothstep(0.3, 0.75, rim));
   }

@@ -6,6 +6,7 @@
 import { BondFinder } from "./bonds.js";
 import { Camera, perspective } from "./camera.js";
 import { buildDom, showError, updateAxes } from "./controls.js";
+import { beginEditDrag, bindEditKeys, buildEditBar, syncEditBar } from "./editing.js";
 import { bindInput, readSelection, updatePickText } from "./interaction.js";
 import { Renderer } from "./renderer.js";
 import {
@@ -90,8 +91,12 @@ export class ViewerView {
         showError(this, "The WebGL context was lost; re-run the cell to redraw.");
       });
     }
+    buildEditBar(this);
+    this.beginEditDrag = (e) => beginEditDrag(this, e);
+    this.fixed = new Uint8Array(0);
     this.bindModel();
     bindInput(this);
+    bindEditKeys(this);
     this.readStructure();
     readTrajectory(this);
     readSelection(this);
@@ -177,6 +182,14 @@ export class ViewerView {
       this.schedule();
     });
     this.on("msg:custom", (msg, buffers) => this.onCustom(msg, buffers));
+    for (const k of ["editable", "can_undo", "can_redo", "edit_message", "measurement", "_mode"]) {
+      this.on(`change:${k}`, () => syncEditBar(this));
+    }
+    this.on("change:_fixed", () => {
+      this.fixed = asUint8(this.model.get("_fixed"));
+      this.dirty.flags = true;
+      this.schedule();
+    });
   }
 
   readStructure() {
@@ -208,8 +221,10 @@ export class ViewerView {
     }
     this.styleData = style;
     this.root.dataset.nAtoms = String(n);
+    this.fixed = asUint8(m.get("_fixed"));
     this.dirty.style = this.dirty.pos = this.dirty.forces = this.dirty.flags = this.dirty.cell = true;
     readSelection(this);
+    syncEditBar(this);
   }
 
   // ---------------------------------------------------------------- commands from the UI / Python
@@ -440,8 +455,10 @@ export class ViewerView {
       d.style = false;
     }
     if (d.flags) {
+      // 100: fixed (FixAtoms, drawn hatched), 200: selected, 255: both
       const flags = new Uint8Array(Math.max(n, 1));
-      for (const i of this.selected) flags[i] = 255;
+      if (this.fixed.length === n && this.mode === "live") for (let i = 0; i < n; i++) if (this.fixed[i]) flags[i] = 100;
+      for (const i of this.selected) flags[i] = flags[i] === 100 ? 255 : 200;
       r.flagTex.upload(flags, Math.max(n, 1));
       d.flags = false;
     }

@@ -1,0 +1,172 @@
+"""Editing in the 3D view, in a real JupyterLab + Chromium: every gesture reaches Python.
+
+One editable Viewer of a Pt(111) slab. The test clicks and Alt-drags to select, drags a selected
+atom with the mouse and checks in the kernel that it moved by the drag in the view plane (its
+new screen position is where the pointer let go), adds CO on a picked atom from the edit bar,
+deletes, undoes and redoes, measures a distance and fixes atoms, reading the kernel's state
+after each step through a probe cell. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lab_harness
+from lab_harness import NotebookPage, assert_no_console_errors, wait_until, write_notebook
+
+OURS = r"nnp|viewer|webgl|GL_|shader|anywidget"
+NOTEBOOK = "editing_browser_test.ipynb"
+
+CELLS = [
+    """import json
+import numpy as np
+from nnp_lab import build
+from nnp_lab.widgets import Viewer
+slab = build.surface(build.bulk("Pt"), (1, 1, 1), 3, size=(3, 3), vacuum=6.0)
+v = Viewer(slab, editable=True, height=420)
+probes = 0
+display(v)
+print("READY", v.n_atoms)""",
+    # the probe: the kernel's view of the edit state, numbered so a re-run is never confused
+    # with the previous output
+    """probes += 1
+print(f"PROBE{probes}", json.dumps({"n": v.n_atoms, "selection": v.selection,
+      "history": [e.kind for e in v.history], "positions": v.atoms.positions.tolist(),
+      "fixed": v.editor.fixed, "measurement": v.measurement, "message": v.edit_message}))""",
+]
+
+
+class Probe:
+    def __init__(self, nb: NotebookPage) -> None:
+        self.nb, self.count = nb, 0
+
+    def __call__(self) -> dict[str, Any]:
+        self.count += 1
+        self.nb.run_cell(1)
+        out = self.nb.wait_output(1, f"PROBE{self.count} ", timeout_s=120)
+        return json.loads(out.split(f"PROBE{self.count} ", 1)[1].strip().splitlines()[0])
+
+    def until(self, predicate: Any, what: str, tries: int = 30) -> dict[str, Any]:
+        """Probe until ``predicate(state)``: edits reach the kernel asynchronously."""
+        for _ in range(tries):
+            state = self()
+            if predicate(state):
+                return state
+        raise AssertionError(f"kernel state never showed {what}: {state}")
+
+
+@pytest.fixture(scope="module")
+def nb(lab: lab_harness.LabServer, page: Any) -> NotebookPage:
+    write_notebook(lab.root / NOTEBOOK, CELLS)
+    notebook = NotebookPage(page)
+    notebook.open(lab.notebook_url(NOTEBOOK))
+    notebook.run_cell(0, retry_s=8)
+    notebook.wait_output(0, "READY 27", timeout_s=300)
+    return notebook
+
+
+def _project(root: Any, i: int) -> dict[str, float]:
+    return root.evaluate(f"(r) => r.nnpViewer.project({i})")
+
+
+def test_select_drag_add_delete_undo_measure_fix(
+    nb: NotebookPage, page: Any, artifacts: Path, browser_logs: dict[str, list[str]]
+) -> None:
+    root = nb.viewer_root(0)
+    root.wait_for(state="visible", timeout=120_000)
+    wait_until(lambda: int(root.get_attribute("data-frames-drawn") or 0) > 0, 120, "the first frame")
+    assert root.get_attribute("data-editable") == "1"
+    assert root.locator(".nnpv-editbar").is_visible()
+    probe = Probe(nb)
+    start = probe()
+    top = max(range(27), key=lambda i: (start["positions"][i][2], -i))  # a top-layer Pt
+
+    # click selects, in the kernel too
+    xy = _project(root, top)
+    page.mouse.click(xy["x"], xy["y"])
+    state = probe.until(lambda s: s["selection"] == [top], f"atom {top} selected")
+
+    # drag the selected atom: it follows the pointer in the view plane
+    dx, dy = 60.0, -35.0
+    page.mouse.move(xy["x"], xy["y"])
+    page.mouse.down()
+    for k in range(1, 6):
+        page.mouse.move(xy["x"] + dx * k / 5, xy["y"] + dy * k / 5)
+    page.mouse.up()
+    state = probe.until(lambda s: s["history"] == ["move"], "one move edit")
+    moved = [a - b for a, b in zip(state["positions"][top], start["positions"][top])]
+    assert sum(m * m for m in moved) ** 0.5 > 0.5, moved  # a real displacement, in Å
+    wait_until(
+        lambda: abs(_project(root, top)["x"] - (xy["x"] + dx)) < 2.5
+        and abs(_project(root, top)["y"] - (xy["y"] + dy)) < 2.5,
+        60,
+        "the dragged atom to sit where the pointer let go",
+    )
+    others = [i for i in range(27) if i != top]
+    assert all(state["positions"][i] == start["positions"][i] for i in others)
+    root.locator(".nnpv-stage").screenshot(path=str(artifacts / "editing_dragged.png"))
+
+    # Alt-drag a box around the whole view: every atom is selected
+    box = root.locator("canvas").bounding_box()
+    page.keyboard.down("Alt")
+    page.mouse.move(box["x"] + 3, box["y"] + 3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3)
+    page.mouse.up()
+    page.keyboard.up("Alt")
+    inside = root.evaluate(
+        """(r) => { const c = r.querySelector('canvas').getBoundingClientRect(); const out = [];
+        for (let i = 0; i < 27; i++) { const q = r.nnpViewer.project(i);
+          if (q.x >= c.left + 3 && q.x <= c.right - 3 && q.y >= c.top + 3 && q.y <= c.bottom - 3) out.push(i); }
+        return out; }"""
+    )
+    assert len(inside) > 10
+    probe.until(lambda s: s["selection"] == inside, "the box selection")
+
+    # add CO on the picked (dragged) atom from the edit bar
+    page.mouse.click(_project(root, top)["x"], _project(root, top)["y"])
+    probe.until(lambda s: s["selection"] == [top], "the atom picked again")
+    root.locator(".nnpv-add-input").fill("CO")
+    root.locator("button[data-op='add']").click()
+    state = probe.until(lambda s: s["n"] == 29, "CO added")
+    assert state["selection"] == [27, 28] and state["history"] == ["move", "add"]
+    wait_until(lambda: root.get_attribute("data-n-atoms") == "29", 60, "29 atoms drawn")
+    root.locator(".nnpv-stage").screenshot(path=str(artifacts / "editing_added_co.png"))
+
+    # measure the new C–O (both selected after add)
+    root.locator("button[data-op='measure']").click()
+    wait_until(
+        lambda: (root.get_attribute("data-measurement") or "").startswith("distance"),
+        60,
+        "the measurement shown in the view",
+    )
+    assert "Å" in root.get_attribute("data-measurement")
+
+    # delete, undo, redo
+    root.locator("button[data-op='delete']").click()
+    probe.until(lambda s: s["n"] == 27 and s["history"][-1] == "delete", "the CO deleted")
+    root.locator("button[data-op='undo']").click()
+    probe.until(lambda s: s["n"] == 29 and s["history"] == ["move", "add"], "the delete undone")
+    root.locator("button[data-op='redo']").click()
+    probe.until(lambda s: s["n"] == 27, "the delete redone")
+    root.locator("button[data-op='undo']").click()
+    probe.until(lambda s: s["n"] == 29, "undone again")
+
+    # fix a picked atom (drawn hatched), then undo it from the keyboard
+    page.mouse.click(_project(root, 0)["x"], _project(root, 0)["y"])
+    probe.until(lambda s: s["selection"] == [0], "atom 0 picked")
+    root.locator("button[data-op='fix']").click()
+    probe.until(lambda s: s["fixed"] == [0], "atom 0 fixed")
+    page.mouse.click(_project(root, 13)["x"], _project(root, 13)["y"])  # deselect: see the hatch
+    probe.until(lambda s: s["selection"] == [13], "atom 13 picked")
+    root.screenshot(path=str(artifacts / "editing_fixed_with_bar.png"))
+    root.locator("canvas").focus()
+    page.keyboard.press("Control+z")
+    probe.until(lambda s: s["fixed"] == [], "the fix undone by Ctrl+Z")
+    root.locator(".nnpv-stage").screenshot(path=str(artifacts / "editing_final.png"))
+    assert_no_console_errors(browser_logs, OURS, gl_warnings=True)
