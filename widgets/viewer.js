@@ -702,7 +702,7 @@ function showError(view, msg) {
 var STEP_A = 0.1;
 var BIG_STEP_A = 0.5;
 function editable(view) {
-  return !!view.model.get("editable") && view.mode === "live";
+  return !!view.model.get("editable") && view.mode === "live" && !view.model.get("running");
 }
 function sendEdit(view, op, args = {}) {
   view.model.send({ type: "edit", op, ...args });
@@ -866,16 +866,39 @@ function buildEditBar(view) {
     const on = view.lastPicked >= 0 ? view.lastPicked : view.selected[view.selected.length - 1];
     if (species && on !== void 0 && on >= 0) sendEdit(view, "add", { species, on_atom: on, height: 2 });
   });
+  view.relaxBtn = button(
+    "Relax",
+    "Relax the structure shown, live in this view (fixed atoms held)",
+    "relax",
+    () => sendEdit(view, view.model.get("running") ? "stop" : "relax")
+  );
+  view.nebStartBtn = button("NEB start", "Keep this structure as the NEB initial state", "set_neb_start");
+  view.nebEndBtn = button("NEB end", "Keep this structure as the NEB final state", "set_neb_end");
+  view.nebBtn = button("NEB", "Run a climbing-image NEB between the two, live in this view", "neb");
+  view.editOnly = [...bar.children];
+  view.backBtn = button("Back to editing", "Leave the band / trajectory and edit the structure again", "resume_editing");
   view.editMsg = el("div", "nnpv-editmsg", view.stage);
   syncEditBar(view);
 }
 function syncEditBar(view) {
   if (!view.editBar) return;
-  const on = editable(view);
-  view.editBar.style.display = on ? "flex" : "none";
-  view.root.dataset.editable = on ? "1" : "";
-  view.undoBtn.disabled = !view.model.get("can_undo");
-  view.redoBtn.disabled = !view.model.get("can_redo");
+  const wanted = !!view.model.get("editable");
+  const running = !!view.model.get("running");
+  const live = wanted && view.mode === "live";
+  view.editBar.style.display = wanted ? "flex" : "none";
+  for (const b of view.editOnly) b.style.display = live ? "" : "none";
+  if (running) view.relaxBtn.style.display = "";
+  view.backBtn.style.display = wanted && !live && !running ? "" : "none";
+  view.root.dataset.editable = editable(view) ? "1" : "";
+  view.root.dataset.running = running ? "1" : "";
+  for (const b of view.editOnly) if (b.tagName === "BUTTON") b.disabled = running;
+  view.undoBtn.disabled = running || !view.model.get("can_undo");
+  view.redoBtn.disabled = running || !view.model.get("can_redo");
+  view.relaxBtn.disabled = false;
+  view.relaxBtn.textContent = running ? "Stop" : "Relax";
+  view.nebBtn.disabled = running || !(view.model.get("has_neb_start") && view.model.get("has_neb_end"));
+  view.nebStartBtn.classList.toggle("nnpv-on", !!view.model.get("has_neb_start"));
+  view.nebEndBtn.classList.toggle("nnpv-on", !!view.model.get("has_neb_end"));
   const symbols = [...new Set(view.symbols)].sort();
   const have = [...view.elementSelect.options].map((o) => o.value).join(",");
   if (have !== ["", ...symbols].join(",")) {
@@ -1628,7 +1651,7 @@ var ViewerView = class {
       this.schedule();
     });
     this.on("msg:custom", (msg, buffers) => this.onCustom(msg, buffers));
-    for (const k of ["editable", "can_undo", "can_redo", "edit_message", "measurement", "_mode"]) {
+    for (const k of ["editable", "can_undo", "can_redo", "edit_message", "measurement", "_mode", "running", "has_neb_start", "has_neb_end"]) {
       this.on(`change:${k}`, () => syncEditBar(this));
     }
     this.on("change:_fixed", () => {

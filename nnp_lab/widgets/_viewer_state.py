@@ -80,6 +80,11 @@ class ViewerState(anywidget.AnyWidget):
     #: Undo / redo available (drives the toolbar buttons).
     can_undo = t.Bool(False).tag(sync=True)
     can_redo = t.Bool(False).tag(sync=True)
+    #: A relaxation or NEB started from the view is running (its Relax button reads Stop).
+    running = t.Bool(False).tag(sync=True)
+    #: NEB end states collected (drive the NEB button).
+    has_neb_start = t.Bool(False).tag(sync=True)
+    has_neb_end = t.Bool(False).tag(sync=True)
 
     # Browser -> Python.
     #: Indices of the atoms selected in the browser (click; shift-click adds/removes).

@@ -169,8 +169,15 @@ class LiveRun(widgets.VBox):
         total: int | None = None,
         viewer: Any = None,
         max_rate_hz: float = 10.0,
+        in_view: bool = False,
     ) -> None:
         rate = _checked_arguments(run, total, viewer, max_rate_hz)
+        if in_view and viewer is None:
+            raise InputError("in_view=True plays the run in an existing viewer: pass viewer=")
+        # in_view: the run plays in a viewer the user already sees (e.g. from its Relax button):
+        # no second copy of the viewer in this box, the camera is kept, and a relaxation hands
+        # its result back to the viewer's editor instead of loading a trajectory.
+        self._in_view = bool(in_view)
         self.run: Run = run
         self.kind: str = getattr(run, "kind", "run")
         self.total = int(total) if total is not None else getattr(run, "steps", None)
@@ -187,7 +194,8 @@ class LiveRun(widgets.VBox):
         self.status = widgets.HTML(
             value=self._status_html("ready"), layout=widgets.Layout(width="100%")
         )
-        super().__init__([view_row(self.viewer, self.plot.figure), bar, self.status])
+        top = self.plot.figure if self._in_view else view_row(self.viewer, self.plot.figure)
+        super().__init__([top, bar, self.status])
         self.add_class("nnp-lab-live")
 
         self._throttle: FrameThrottle[bool] = FrameThrottle(self._deliver, rate, lock=self._ui_lock)
@@ -219,6 +227,8 @@ class LiveRun(widgets.VBox):
         band = preview_band(self.run) if self.kind == "neb" else None
         if band is not None:
             self._show_band(band, None, "interpolated start")
+        elif self._in_view and self.viewer.n_atoms == len(self._template):
+            self.viewer.update(self._template, label=f"{self.kind}: starting structure", final=True)
         else:
             self.viewer.atoms = self._template
             if self.kind != "neb":
@@ -485,6 +495,13 @@ class LiveRun(widgets.VBox):
                     self._show_band(np.stack([im.positions for im in images]), e, "final")
             elif self.kind == "swap_mc":
                 pass  # the frames' elements differ; the view keeps the last state shown
+            elif self._in_view and self.kind == "relax" and result is not None:
+                state = "relaxed" if result.converged else "not converged"
+                self.viewer.resume_editing(
+                    result.atoms,
+                    label=f"{state}: {result.n_steps} steps  E = {result.energy:.4f} eV  "
+                    f"fmax {result.fmax:.3g}",
+                )
             elif result is not None and len(getattr(result, "frames", None) or []) > 1:
                 frames = thinned(list(result.frames), MAX_SCRUB_FRAMES)
                 self.viewer.show_trajectory(frames, start=len(frames) - 1)

@@ -28,6 +28,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from nnp_lab.build.editing import Edit, StructureEditor, fixed_atoms
+from nnp_lab.build.editing import fix_atoms as fix_atoms_function
 from nnp_lab.errors import InputError
 from nnp_lab.widgets._frontend import PngRequests
 from nnp_lab.widgets._throttle import FrameThrottle
@@ -131,6 +132,14 @@ class Viewer(ViewerState):
         # True once update() moved the atoms after the last edit: the next edit starts a new
         # edit history from what is shown (a run's result cannot be repeated as an edit).
         self._moved_by_run = False
+        #: Potential used by :meth:`relax` and :meth:`neb` (and the view's buttons); None is
+        #: the default universal model.
+        self.potential: Any = None
+        #: End states collected for :meth:`neb` (``set_neb_start`` / ``set_neb_end``).
+        self.neb_start: Atoms | None = None
+        self.neb_end: Atoms | None = None
+        #: The :class:`~nnp_lab.widgets.LiveRun` of the last run started from this view.
+        self.live_run: Any = None
         self._traj_array: np.ndarray | None = None
         self._traj_cell_array: np.ndarray | None = None
         self._png = PngRequests(self._keep_png)
@@ -472,7 +481,9 @@ class Viewer(ViewerState):
         )
         self._throttle.cancel()
         with self._locked_sync():
-            self._set_structure(frames[start])
+            # the editor (and its history) stays: resume_editing() goes back to it
+            self._show(frames[start])
+            self.selected = []
             self._forces = b""
             self._traj_array = positions
             self._traj_cell_array = cells
@@ -524,7 +535,8 @@ class Viewer(ViewerState):
             raise InputError("the viewer shows no structure yet; set viewer.atoms = atoms first")
         if self._mode != "live":
             raise InputError(
-                "the viewer is showing a trajectory or band; set viewer.atoms = atoms to edit"
+                "the viewer is showing a trajectory or band; call viewer.resume_editing() "
+                "(the Back to editing button) to edit again"
             )
         if self._moved_by_run:
             # a run moved the atoms since the last edit: edit what is shown from here on
@@ -662,6 +674,156 @@ class Viewer(ViewerState):
         self.measurement = result["text"]
         return result
 
+    # ------------------------------------------------------------------ runs from the edit
+    def resume_editing(self, atoms: Atoms | None = None, *, label: str | None = None) -> None:
+        """Go back to editing in this view, camera kept: show ``atoms`` (default: the last
+        edited structure) live; a new edit history starts from it unless it is the edited
+        structure itself. What a relaxation started from the view calls when it ends, and
+        the edit bar's "Back to editing" after an NEB.
+
+        ``atoms`` keeps the edited structure's constraints when it has the same atoms (a run
+        that held extra atoms fixed does not leave them fixed).
+        """
+        ed = self._editor
+        if atoms is None:
+            if ed is None:
+                raise InputError("nothing to edit: set viewer.atoms = atoms first")
+            atoms = ed.atoms
+        else:
+            atoms = atoms.copy()
+            atoms.calc = None
+            if ed is not None and len(ed.atoms) == len(atoms):
+                atoms.set_constraint(ed.atoms.constraints)
+        self._throttle.cancel()
+        with self._locked_sync():
+            self._clear_trajectory()
+            self._show(atoms)
+            if ed is None:
+                self._editor = StructureEditor(atoms)
+            elif not _same_structure(ed.atoms, atoms):
+                ed.set_atoms(atoms)
+            self._moved_by_run = False
+            self.selected = self._editor.selection
+            self.running = False
+            if label is not None:
+                self.label = label
+            self._edit_state()
+
+    def relax(
+        self,
+        potential: Any = None,
+        *,
+        fmax: float = 0.05,
+        steps: int = 500,
+        hold_selection: bool = False,
+        **options: Any,
+    ) -> Any:
+        """Relax the structure shown, live in this view, and go on editing the result.
+
+        Runs :class:`~nnp_lab.simulate.Relaxation` in the background and returns at once with
+        its :class:`~nnp_lab.widgets.LiveRun` (``display()`` it for the energy plot and Stop;
+        ``.wait()`` blocks for the result). Fixed atoms stay fixed; with ``hold_selection``
+        the selected atoms are held too, for this run only. The camera is kept; when the run
+        ends the relaxed structure is shown live and a new edit history starts from it.
+
+        Parameters
+        ----------
+        potential
+            A potential or registered name; default :attr:`potential` (None: the default
+            universal model).
+        fmax, steps, **options
+            Passed to :class:`~nnp_lab.simulate.Relaxation`.
+        """
+        from nnp_lab.simulate import Relaxation
+        from nnp_lab.widgets.live import LiveRun
+
+        self._require_idle()
+        atoms = self.editor.atoms
+        if hold_selection and self.selection:
+            atoms = fix_atoms_function(atoms, self.selection)
+        pot = potential if potential is not None else self.potential
+        run = Relaxation(atoms, pot, fmax=fmax, steps=steps, **options)
+        return self._start_in_view(LiveRun(run, viewer=self, in_view=True))
+
+    def set_neb_start(self) -> None:
+        """Keep the structure shown as the initial state of :meth:`neb`."""
+        self.neb_start = self.editor.atoms
+        self.has_neb_start = True
+        self.edit_message = f"NEB start set ({len(self.neb_start)} atoms)"
+
+    def set_neb_end(self) -> None:
+        """Keep the structure shown as the final state of :meth:`neb`."""
+        self.neb_end = self.editor.atoms
+        self.has_neb_end = True
+        self.edit_message = f"NEB end set ({len(self.neb_end)} atoms)"
+
+    def neb(
+        self,
+        potential: Any = None,
+        *,
+        n_images: int = 7,
+        fmax: float = 0.05,
+        steps: int = 300,
+        climb: bool = True,
+        **options: Any,
+    ) -> Any:
+        """Run a (climbing-image) NEB from :attr:`neb_start` to :attr:`neb_end`, the band
+        shown live in this view; returns the :class:`~nnp_lab.widgets.LiveRun` at once
+        (``.wait()`` for the :class:`~nnp_lab.simulate.NEBResult`). :meth:`resume_editing`
+        goes back to the edited structure afterwards.
+
+        Raises
+        ------
+        InputError
+            Start or end not set, or they differ in atoms (see
+            :class:`~nnp_lab.simulate.NEBRun`).
+        """
+        from nnp_lab.simulate import NEBRun
+        from nnp_lab.widgets.live import LiveRun
+
+        self._require_idle()
+        if self.neb_start is None or self.neb_end is None:
+            missing = [
+                n for n, a in (("start", self.neb_start), ("end", self.neb_end)) if a is None
+            ]
+            raise InputError(
+                f"set the NEB {' and '.join(missing)} first (viewer.set_neb_start() / "
+                "set_neb_end(), or the buttons)"
+            )
+        pot = potential if potential is not None else self.potential
+        run = NEBRun(
+            self.neb_start,
+            self.neb_end,
+            pot,
+            n_images=n_images,
+            fmax=fmax,
+            steps=steps,
+            climb=climb,
+            **options,
+        )
+        return self._start_in_view(LiveRun(run, viewer=self, in_view=True))
+
+    def stop(self) -> None:
+        """Stop the run started from this view (relaxation or NEB), after its current step."""
+        if self.live_run is not None:
+            self.live_run.stop()
+
+    def _require_idle(self) -> None:
+        if self.live_run is not None and not self.live_run.done:
+            raise InputError("a run started from this view is still going; stop it first")
+
+    def _start_in_view(self, live: Any) -> Any:
+        self.live_run = live
+        self.running = True
+
+        def finished(_live: Any) -> None:
+            self.running = False
+            if _live.error is not None:
+                self.edit_message = f"{_live.kind} failed: {_live.error}"
+
+        live.on_finished(finished)
+        return live.start()
+
     def check_elements(self, potential: Any) -> str:
         """Say (in the view and as the return value) which elements shown ``potential`` does
         not cover, before any run; ``""`` when it covers them all."""
@@ -750,6 +912,12 @@ class Viewer(ViewerState):
 
     #: Edit requests the front end may send, and the method each one calls.
     EDIT_REQUESTS = (
+        "relax",
+        "stop",
+        "set_neb_start",
+        "set_neb_end",
+        "neb",
+        "resume_editing",
         "select",
         "move",
         "rotate",
@@ -817,3 +985,12 @@ class TrajectoryPlayer(Viewer):
     ) -> None:
         super().__init__(**kwargs)
         self.show_trajectory(frames, fps=fps, labels=labels)
+
+
+def _same_structure(a: Atoms, b: Atoms) -> bool:
+    return (
+        len(a) == len(b)
+        and np.array_equal(a.numbers, b.numbers)
+        and np.array_equal(a.positions, b.positions)
+        and np.array_equal(a.cell[:], b.cell[:])
+    )

@@ -28,6 +28,7 @@ from nnp_lab import build
 from nnp_lab.widgets import Viewer
 slab = build.surface(build.bulk("Pt"), (1, 1, 1), 3, size=(3, 3), vacuum=6.0)
 v = Viewer(slab, editable=True, height=420)
+v.potential = "emt"  # the Relax and NEB buttons' model (fast, in ASE)
 probes = 0
 display(v)
 print("READY", v.n_atoms)""",
@@ -36,7 +37,8 @@ print("READY", v.n_atoms)""",
     """probes += 1
 print(f"PROBE{probes}", json.dumps({"n": v.n_atoms, "selection": v.selection,
       "history": [e.kind for e in v.history], "positions": v.atoms.positions.tolist(),
-      "fixed": v.editor.fixed, "measurement": v.measurement, "message": v.edit_message}))""",
+      "mode": v._mode, "running": v.running, "label": v.label,
+      "fixed": v._editor.fixed, "measurement": v.measurement, "message": v.edit_message}))""",
 ]
 
 
@@ -78,7 +80,9 @@ def test_select_drag_add_delete_undo_measure_fix(
 ) -> None:
     root = nb.viewer_root(0)
     root.wait_for(state="visible", timeout=120_000)
-    wait_until(lambda: int(root.get_attribute("data-frames-drawn") or 0) > 0, 120, "the first frame")
+    wait_until(
+        lambda: int(root.get_attribute("data-frames-drawn") or 0) > 0, 120, "the first frame"
+    )
     assert root.get_attribute("data-editable") == "1"
     assert root.locator(".nnpv-editbar").is_visible()
     probe = Probe(nb)
@@ -101,8 +105,10 @@ def test_select_drag_add_delete_undo_measure_fix(
     moved = [a - b for a, b in zip(state["positions"][top], start["positions"][top])]
     assert sum(m * m for m in moved) ** 0.5 > 0.5, moved  # a real displacement, in Å
     wait_until(
-        lambda: abs(_project(root, top)["x"] - (xy["x"] + dx)) < 2.5
-        and abs(_project(root, top)["y"] - (xy["y"] + dy)) < 2.5,
+        lambda: (
+            abs(_project(root, top)["x"] - (xy["x"] + dx)) < 2.5
+            and abs(_project(root, top)["y"] - (xy["y"] + dy)) < 2.5
+        ),
         60,
         "the dragged atom to sit where the pointer let go",
     )
@@ -169,4 +175,48 @@ def test_select_drag_add_delete_undo_measure_fix(
     page.keyboard.press("Control+z")
     probe.until(lambda s: s["fixed"] == [], "the fix undone by Ctrl+Z")
     root.locator(".nnpv-stage").screenshot(path=str(artifacts / "editing_final.png"))
+    assert_no_console_errors(browser_logs, OURS, gl_warnings=True)
+
+
+def test_relax_and_neb_from_the_edit_bar(
+    nb: NotebookPage, page: Any, artifacts: Path, browser_logs: dict[str, list[str]]
+) -> None:
+    root = nb.viewer_root(0)
+    probe = Probe(nb)
+    probe.count = (
+        int(nb.output_text(1).split("PROBE", 1)[1].split()[0])
+        if "PROBE" in nb.output_text(1)
+        else 0
+    )
+    start = probe()
+    # Relax: the view runs it (the button reads Stop meanwhile), then editing resumes
+    root.locator("button[data-op='relax']").click()
+    state = probe.until(
+        lambda s: not s["running"] and s["label"].startswith(("relaxed", "not converged")),
+        "the relaxation to end in the view",
+        tries=120,
+    )
+    assert state["mode"] == "live" and state["history"] == []  # a new history from the result
+    assert state["positions"] != start["positions"]
+    wait_until(lambda: root.get_attribute("data-running") == "", 60, "the Relax button back")
+
+    # NEB: start here, move the picked top atom with the keyboard, end there, run
+    top = max(range(27), key=lambda i: (state["positions"][i][2], -i))
+    page.mouse.click(_project(root, top)["x"], _project(root, top)["y"])
+    probe.until(lambda s: s["selection"] == [top], "the top atom picked")
+    root.locator("button[data-op='set_neb_start']").click()
+    root.locator("canvas").focus()
+    for _ in range(3):
+        page.keyboard.press("Shift+ArrowRight")  # 0.5 Å steps in the view plane
+    moved = probe.until(lambda s: s["history"] == ["move"] * 3, "three keyboard moves")
+    step = [a - b for a, b in zip(moved["positions"][top], state["positions"][top])]
+    assert abs(sum(x * x for x in step) ** 0.5 - 1.5) < 1e-3, step
+    root.locator("button[data-op='set_neb_end']").click()
+    wait_until(lambda: root.locator("button[data-op='neb']").is_enabled(), 60, "the NEB button")
+    root.locator("button[data-op='neb']").click()
+    probe.until(lambda s: s["mode"] == "band" and not s["running"], "the NEB band", tries=120)
+    root.screenshot(path=str(artifacts / "editing_neb_band.png"))
+    root.locator("button[data-op='resume_editing']").click()
+    back = probe.until(lambda s: s["mode"] == "live", "editing resumed")
+    assert back["history"] == ["move"] * 3 and back["positions"] == moved["positions"]
     assert_no_console_errors(browser_logs, OURS, gl_warnings=True)

@@ -146,7 +146,7 @@ def test_a_run_moving_the_atoms_starts_a_new_edit_history(pt_view):
 def test_editing_a_trajectory_is_refused_with_a_hint(pt_view):
     frames = [pt_view.atoms, pt_view.atoms]
     pt_view.show_trajectory(frames)
-    with pytest.raises(Exception, match="viewer.atoms = atoms to edit"):
+    with pytest.raises(Exception, match="resume_editing"):
         pt_view.move([0], (0, 0, 1))
 
 
@@ -158,3 +158,80 @@ def test_empty_viewer_has_no_editor():
     v.atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
     assert v.measure([0, 1])["value"] == pytest.approx(0.74)
     v.close()
+
+
+# ------------------------------------------------------------------ runs started from the edit
+
+
+@pytest.fixture
+def cu_view():
+    slab = build.surface(build.bulk("Cu"), (1, 1, 1), 3, size=(2, 2), vacuum=6.0, fixed_layers=1)
+    v = Viewer(slab)
+    v.potential = "emt"
+    yield v
+    v.close()
+
+
+def test_relax_from_the_view_keeps_fixed_atoms_and_resumes_editing(cu_view):
+    top = int(np.argmax(cu_view.atoms.positions[:, 2]))
+    cu_view.add("O", on_atom=top, height=1.6)
+    fixed = cu_view.editor.fixed
+    before = cu_view.atoms
+    structure_id = cu_view._structure_id
+    live = cu_view.relax(fmax=0.05, steps=200)
+    result = live.wait(timeout=300)
+    assert result.converged
+    assert cu_view._mode == "live" and not cu_view.running
+    assert cu_view._structure_id == structure_id  # the camera was kept throughout
+    after = cu_view.atoms
+    np.testing.assert_allclose(after.positions, result.atoms.positions)
+    np.testing.assert_array_equal(after.positions[fixed], before.positions[fixed])
+    assert cu_view.editor.fixed == fixed and cu_view.history == []  # a new history from here
+    assert cu_view.label.startswith("relaxed:")
+    cu_view.move([len(after) - 1], (0, 0, 0.1))  # editing goes on from the relaxed structure
+    assert cu_view.atoms.positions[-1, 2] == pytest.approx(after.positions[-1, 2] + 0.1)
+
+
+def test_relax_holding_the_selection_leaves_it_in_place_and_unfixed(cu_view):
+    top = int(np.argmax(cu_view.atoms.positions[:, 2]))
+    cu_view.add("O", on_atom=top, height=1.6)  # the O is selected
+    o = cu_view.selection[0]
+    before = cu_view.atoms.positions[o].copy()
+    result = cu_view.relax(hold_selection=True, steps=100).wait(timeout=300)
+    np.testing.assert_array_equal(result.atoms.positions[o], before)
+    assert o not in cu_view.editor.fixed  # held for that run only
+
+
+def test_neb_from_two_edited_states_plays_in_the_view_and_editing_resumes(cu_view):
+    cu_view.add("O", site="fcc", height=1.2)
+    cu_view.set_neb_start()
+    end_xy = cu_view.atoms.positions[-1, :2] + [1.2, 0.0]
+    cu_view.move(displacement=(1.2, 0.0, 0.0))
+    cu_view.set_neb_end()
+    assert cu_view.has_neb_start and cu_view.has_neb_end
+    result = cu_view.neb(n_images=3, steps=60, fmax=0.2).wait(timeout=300)
+    assert len(result.images) == 5
+    assert cu_view._mode == "band" and cu_view.n_frames == 5
+    with pytest.raises(Exception, match="resume_editing"):
+        cu_view.move(displacement=(0, 0, 0.1))
+    cu_view.apply_request({"op": "resume_editing"})
+    assert cu_view._mode == "live"
+    np.testing.assert_allclose(cu_view.atoms.positions[-1, :2], end_xy, atol=1e-12)
+    assert [e.kind for e in cu_view.history] == ["add", "move"]  # the edits are still there
+
+
+def test_neb_without_end_states_says_what_is_missing(cu_view):
+    message = cu_view.apply_request({"op": "neb"})
+    assert "start and end" in message
+
+
+def test_a_second_run_while_one_goes_is_refused(cu_view):
+    import threading
+
+    gate = threading.Event()
+    live = cu_view.relax(steps=5)
+    live.run.subscribe(lambda e: gate.wait(30))  # holds the run open until the test lets it go
+    message = cu_view.apply_request({"op": "relax"})
+    assert "still going" in message or live.done
+    gate.set()
+    live.wait(timeout=300)

@@ -12,8 +12,9 @@ import { el } from "./util.js";
 const STEP_A = 0.1; // arrow-key step (Å); with Shift 0.5 Å
 const BIG_STEP_A = 0.5;
 
+/** Whether edit gestures apply now: an editable view, live (not a band or trajectory), no run going. */
 export function editable(view) {
-  return !!view.model.get("editable") && view.mode === "live";
+  return !!view.model.get("editable") && view.mode === "live" && !view.model.get("running");
 }
 
 export function sendEdit(view, op, args = {}) {
@@ -197,17 +198,37 @@ export function buildEditBar(view) {
     const on = view.lastPicked >= 0 ? view.lastPicked : view.selected[view.selected.length - 1];
     if (species && on !== undefined && on >= 0) sendEdit(view, "add", { species, on_atom: on, height: 2.0 });
   });
+  view.relaxBtn = button("Relax", "Relax the structure shown, live in this view (fixed atoms held)", "relax", () =>
+    sendEdit(view, view.model.get("running") ? "stop" : "relax"),
+  );
+  view.nebStartBtn = button("NEB start", "Keep this structure as the NEB initial state", "set_neb_start");
+  view.nebEndBtn = button("NEB end", "Keep this structure as the NEB final state", "set_neb_end");
+  view.nebBtn = button("NEB", "Run a climbing-image NEB between the two, live in this view", "neb");
+  view.editOnly = [...bar.children];
+  view.backBtn = button("Back to editing", "Leave the band / trajectory and edit the structure again", "resume_editing");
   view.editMsg = el("div", "nnpv-editmsg", view.stage);
   syncEditBar(view);
 }
 
 export function syncEditBar(view) {
   if (!view.editBar) return;
-  const on = editable(view);
-  view.editBar.style.display = on ? "flex" : "none";
-  view.root.dataset.editable = on ? "1" : "";
-  view.undoBtn.disabled = !view.model.get("can_undo");
-  view.redoBtn.disabled = !view.model.get("can_redo");
+  const wanted = !!view.model.get("editable");
+  const running = !!view.model.get("running");
+  const live = wanted && view.mode === "live";
+  view.editBar.style.display = wanted ? "flex" : "none";
+  for (const b of view.editOnly) b.style.display = live ? "" : "none";
+  if (running) view.relaxBtn.style.display = ""; // its Stop ends a relaxation or an NEB
+  view.backBtn.style.display = wanted && !live && !running ? "" : "none";
+  view.root.dataset.editable = editable(view) ? "1" : "";
+  view.root.dataset.running = running ? "1" : "";
+  for (const b of view.editOnly) if (b.tagName === "BUTTON") b.disabled = running;
+  view.undoBtn.disabled = running || !view.model.get("can_undo");
+  view.redoBtn.disabled = running || !view.model.get("can_redo");
+  view.relaxBtn.disabled = false;
+  view.relaxBtn.textContent = running ? "Stop" : "Relax";
+  view.nebBtn.disabled = running || !(view.model.get("has_neb_start") && view.model.get("has_neb_end"));
+  view.nebStartBtn.classList.toggle("nnpv-on", !!view.model.get("has_neb_start"));
+  view.nebEndBtn.classList.toggle("nnpv-on", !!view.model.get("has_neb_end"));
   const symbols = [...new Set(view.symbols)].sort();
   const have = [...view.elementSelect.options].map((o) => o.value).join(",");
   if (have !== ["", ...symbols].join(",")) {

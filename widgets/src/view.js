@@ -182,7 +182,7 @@ export class ViewerView {
       this.schedule();
     });
     this.on("msg:custom", (msg, buffers) => this.onCustom(msg, buffers));
-    for (const k of ["editable", "can_undo", "can_redo", "edit_message", "measurement", "_mode"]) {
+    for (const k of ["editable", "can_undo", "can_redo", "edit_message", "measurement", "_mode", "running", "has_neb_start", "has_neb_end"]) {
       this.on(`change:${k}`, () => syncEditBar(this));
     }
     this.on("change:_fixed", () => {
