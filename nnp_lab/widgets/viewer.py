@@ -206,8 +206,9 @@ class Viewer(ViewerState):
         """
         if self._source is None:
             return None
-        if self._mode == "live" and self._editor is not None and not self._moved_by_run:
-            return self._editor.atoms  # exact (the browser's copy is float32)
+        if self._mode == "live" and self._editor is not None:
+            # exact (the browser's copy is float32)
+            return self._shown_exactly() if self._moved_by_run else self._editor.atoms
         return self.to_atoms()
 
     @atoms.setter
@@ -338,6 +339,16 @@ class Viewer(ViewerState):
                 "to live updates"
             )
         frame = live_frame(self.n_atoms, positions, cell, forces, label)
+        # the exact (float64) coordinates, for the editor's next start (the frame is float32)
+        exact = positions if isinstance(positions, Atoms) else None
+        self._run_state = (
+            np.array(exact.positions if exact is not None else positions, dtype=float),
+            None
+            if cell is None and exact is None
+            else np.array(
+                (exact.cell if cell is None and exact is not None else cell), dtype=float
+            ).reshape(3, 3),
+        )
         if final:
             with self._sync_lock:
                 self._throttle.cancel()
@@ -540,9 +551,21 @@ class Viewer(ViewerState):
             )
         if self._moved_by_run:
             # a run moved the atoms since the last edit: edit what is shown from here on
-            self._editor.set_atoms(self.to_atoms())
+            self._editor.set_atoms(self._shown_exactly())
             self._moved_by_run = False
         return self._editor
+
+    def _shown_exactly(self) -> Atoms:
+        """What is shown, with the last update()'s float64 coordinates where it had them."""
+        atoms = self.to_atoms()
+        positions, cell = getattr(self, "_run_state", (None, None))
+        if positions is not None and positions.shape == atoms.positions.shape:
+            shown = self.positions.astype(float)
+            if np.allclose(positions, shown, atol=1e-4):  # the last frame sent is the one shown
+                atoms.positions = positions
+                if cell is not None:
+                    atoms.cell = cell
+        return atoms
 
     @property
     def selection(self) -> list[int]:

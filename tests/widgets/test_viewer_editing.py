@@ -133,10 +133,10 @@ def test_a_run_moving_the_atoms_starts_a_new_edit_history(pt_view):
     pt_view.move([0], (0, 0, 0.1))
     moved = pt_view.atoms.positions + np.array([0.0, 0.0, 0.05])
     pt_view.update(moved, final=True)  # what a live relaxation in this view does
-    np.testing.assert_allclose(pt_view.atoms.positions, moved, atol=1e-5)
+    np.testing.assert_array_equal(pt_view.atoms.positions, moved)  # exact, not float32
     pt_view.move([1], (0.2, 0, 0))
     assert [e.kind for e in pt_view.history] == ["move"]  # the run's result is the new start
-    np.testing.assert_allclose(pt_view.editor.start.positions, moved, atol=1e-5)
+    np.testing.assert_array_equal(pt_view.editor.start.positions, moved)
     code = pt_view.edits_as_code()
     namespace = {"start": pt_view.editor.start}
     exec(code, namespace)
