@@ -140,8 +140,12 @@ class RunLauncher:
         return dict(source() if callable(source) else source)
 
     # ------------------------------------------------------------------ starting
-    def start(self, kind: str, atoms: Atoms | None) -> Any:
+    def start(self, kind: str, atoms: Atoms | None, viewer: Any = None) -> Any:
         """Start a live ``kind`` run of ``atoms`` in the background and show it in :attr:`area`.
+
+        With ``viewer`` (a builder panel's preview) the run plays in that view — the
+        structure is not shown a second time — and :attr:`area` holds its plots, Stop / Pause
+        and status; a relaxation's result then stays in the view to go on from.
 
         Nothing is raised: problems (no structure, a run still going, a model that does not
         cover the elements, options the run rejects) are shown in :attr:`status`.
@@ -152,6 +156,8 @@ class RunLauncher:
             ``"relax"`` or ``"md"``.
         atoms
             Structure to run (not modified).
+        viewer
+            A :class:`~nnp_lab.widgets.Viewer` to play the run in, or None for a new one.
 
         Returns
         -------
@@ -180,7 +186,10 @@ class RunLauncher:
                 options = self.options(kind)
                 run = self._make_run(kind, atoms, potential, options)
                 live_cls = live_run_class()
-                live = live_cls(run, total=options.get("steps"))
+                if viewer is None:
+                    live = live_cls(run, total=options.get("steps"))
+                else:
+                    live = live_cls(run, total=options.get("steps"), viewer=viewer, in_view=True)
             except ImportError as exc:
                 self.status.value = error_html(
                     f"Live runs need nnp_lab.widgets.live, which could not be imported ({exc}); "

@@ -97,13 +97,13 @@ class BuilderPanel(widgets.VBox):
             description="Relax",
             icon="compress",
             button_style="primary",
-            tooltip="Relax this structure with the selected model (live view below)",
+            tooltip="Relax this structure with the selected model (live, in this view)",
         )
         self.md_button = widgets.Button(
             description="MD",
             icon="thermometer-half",
             button_style="warning",
-            tooltip="Run molecular dynamics on this structure (live view below)",
+            tooltip="Run molecular dynamics on this structure (live, in this view)",
         )
         self.relax_button.on_click(lambda _b: self.relax())
         self.md_button.on_click(lambda _b: self.md())
@@ -254,7 +254,7 @@ class BuilderPanel(widgets.VBox):
         LiveRun or None
             The started run, or ``None`` if it could not start (the reason is shown inline).
         """
-        return self.launcher.start("relax", self.atoms)
+        return self.launcher.start("relax", self.atoms, viewer=self.viewer)
 
     def md(self) -> Any:
         """Start a live MD run of :attr:`atoms` (what the MD button does).
@@ -264,7 +264,7 @@ class BuilderPanel(widgets.VBox):
         LiveRun or None
             The started run, or ``None`` if it could not start (the reason is shown inline).
         """
-        return self.launcher.start("md", self.atoms)
+        return self.launcher.start("md", self.atoms, viewer=self.viewer)
 
     # ------------------------------------------------------------------ internals
     _error_text = ""
@@ -272,6 +272,7 @@ class BuilderPanel(widgets.VBox):
     #: Inputs that :meth:`set` applies after all others (their options depend on the others).
     _late_inputs: tuple[str, ...] = ()
     _shown_key: tuple[bytes, tuple[bool, ...]] | None = None
+    _preview_pending = False
     _inputs_cache: list[widgets.Widget] = []
 
     def _set_input(self, name: str, value: Any) -> None:
@@ -292,8 +293,12 @@ class BuilderPanel(widgets.VBox):
     def _view(self, shown: Atoms, label: str) -> None:
         """Show ``shown``; keep the camera when only positions (not the atoms) changed."""
         v = self.viewer
+        if v.running:  # a run plays in this view: it keeps the view until it ends
+            self._preview_pending = True
+            return
+        self._preview_pending = False
         key = (shown.numbers.tobytes(), tuple(bool(p) for p in shown.pbc))
-        if key == self._shown_key and v.n_atoms == len(shown):
+        if key == self._shown_key and v.n_atoms == len(shown) and v.n_frames == 0:
             v.update(shown.positions, cell=shown.cell, label=label, final=True)
         else:
             v.atoms = shown

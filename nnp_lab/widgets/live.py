@@ -134,6 +134,13 @@ class LiveRun(widgets.VBox):
         Most updates per second of the viewer and the status line (default 10); the plots
         redraw at most ``min(max_rate_hz, MAX_PLOT_RATE_HZ)`` (4) times per second, since
         plotly re-renders every panel on each update. The final state is always shown.
+    in_view
+        The run plays in ``viewer``, which is already on the page (a builder's preview, an
+        editable view): this widget then holds the plots, controls and status only, the
+        camera is kept, and ``viewer.running`` is True while the run goes.
+    then_edit
+        With ``in_view``, a relaxation ends by handing its result to the viewer's editor
+        (:meth:`Viewer.resume_editing`) instead of loading its frames into the player.
 
     Attributes
     ----------
@@ -170,14 +177,17 @@ class LiveRun(widgets.VBox):
         viewer: Any = None,
         max_rate_hz: float = 10.0,
         in_view: bool = False,
+        then_edit: bool = False,
     ) -> None:
         rate = _checked_arguments(run, total, viewer, max_rate_hz)
         if in_view and viewer is None:
             raise InputError("in_view=True plays the run in an existing viewer: pass viewer=")
-        # in_view: the run plays in a viewer the user already sees (e.g. from its Relax button):
-        # no second copy of the viewer in this box, the camera is kept, and a relaxation hands
-        # its result back to the viewer's editor instead of loading a trajectory.
+        # in_view: the run plays in a viewer the user already sees (a builder's preview, the
+        # viewer's own Relax button): no second copy of the viewer in this box, the camera is
+        # kept. then_edit: a relaxation hands its result back to the viewer's editor instead of
+        # loading its frames into the player.
         self._in_view = bool(in_view)
+        self._then_edit = bool(then_edit)
         self.run: Run = run
         self.kind: str = getattr(run, "kind", "run")
         self.total = int(total) if total is not None else getattr(run, "steps", None)
@@ -281,6 +291,8 @@ class LiveRun(widgets.VBox):
         if self._thread is not None:
             return self
         self._started_at = time.perf_counter()
+        if self._in_view:
+            self.viewer.running = True
         self._set_status("running", "starting …")
         self._thread = threading.Thread(target=self._drive, name="nnp_lab-live-run", daemon=True)
         self._thread.start()
@@ -407,6 +419,8 @@ class LiveRun(widgets.VBox):
                 self._finish_view()
         except Exception:
             logger.exception("updating the live view at the end of the run failed")
+        if self._in_view:
+            self.viewer.running = False
         self._finished = True
         for callback in self._callbacks:
             try:
@@ -495,7 +509,7 @@ class LiveRun(widgets.VBox):
                     self._show_band(np.stack([im.positions for im in images]), e, "final")
             elif self.kind == "swap_mc":
                 pass  # the frames' elements differ; the view keeps the last state shown
-            elif self._in_view and self.kind == "relax" and result is not None:
+            elif self._then_edit and self.kind == "relax" and result is not None:
                 state = "relaxed" if result.converged else "not converged"
                 self.viewer.resume_editing(
                     result.atoms,

@@ -766,7 +766,7 @@ class Viewer(ViewerState):
             atoms = fix_atoms_function(atoms, self.selection)
         pot = potential if potential is not None else self.potential
         run = Relaxation(atoms, pot, fmax=fmax, steps=steps, **options)
-        return self._start_in_view(LiveRun(run, viewer=self, in_view=True))
+        return self._start_in_view(LiveRun(run, viewer=self, in_view=True, then_edit=True))
 
     def set_neb_start(self) -> None:
         """Keep the structure shown as the initial state of :meth:`neb`."""

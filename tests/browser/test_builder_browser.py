@@ -77,7 +77,7 @@ def test_slab_builder_relax_button_live_and_scrub(
         "the energy curve to grow while the run goes on",
     )
     assert "running" in live.inner_text(), live.inner_text()  # held at the second gate
-    root = live.locator(".nnpv-root").first
+    root = cell.locator(".nnp-builder .nnpv-root").first  # the run plays in the preview
     png = root.locator("canvas").screenshot(path=str(artifacts / "builder_relax_running.png"))
     fg, total = count_foreground(png)
     assert fg > 0.03 * total, f"live viewer looks blank: {fg}/{total}"

@@ -273,6 +273,34 @@ def test_relax_button_runs_and_lowers_energy() -> None:
     assert result.atoms.get_chemical_formula() == "Cu13"
     assert "finished" in nb.launcher.status.value
     np.testing.assert_allclose(nb.atoms.positions, start.positions)  # the build is untouched
+    # the run played in the panel's own view (the structure is not shown twice), whose player
+    # then holds its frames, the last one shown; the run box holds the plots and controls only
+    assert live.viewer is nb.viewer and nb.viewer not in live.children
+    assert nb.viewer.n_frames == len(result.frames) and not nb.viewer.running
+    np.testing.assert_allclose(nb.viewer.to_atoms().positions, result.atoms.positions, atol=1e-5)
+    nb.set(size=3)  # a new build replaces the player with the new structure
+    assert nb.viewer.n_frames == 0 and nb.viewer.n_atoms == 55
+
+
+def test_inputs_changed_during_a_run_in_the_view_wait_for_it() -> None:
+    import threading
+
+    from tests.simulate.potentials_for_tests import HeldPotential
+
+    gate = threading.Event()
+    held = HeldPotential({2: gate})  # the run stops at its 2nd evaluation until released
+    nb = NanoparticleBuilder("Cu", potential=held, relax_options={"fmax": 0.05, "steps": 50})
+    nb.set(shape="icosahedron", size=2)
+    live = nb.relax()
+    assert held.holding.wait(RUN_TIMEOUT_S)
+    try:
+        nb.set(size=3)  # 55 atoms built; the view keeps playing the 13-atom run
+        assert nb.atoms is not None and len(nb.atoms) == 55
+        assert nb.viewer.n_atoms == 13 and nb.viewer.running
+    finally:
+        gate.set()
+        live.wait(timeout=RUN_TIMEOUT_S)
+    assert not nb.viewer.running
 
 
 def test_relax_button_on_slab_keeps_fixed_atoms() -> None:

@@ -228,10 +228,18 @@ def test_neb_without_end_states_says_what_is_missing(cu_view):
 def test_a_second_run_while_one_goes_is_refused(cu_view):
     import threading
 
+    from tests.simulate.potentials_for_tests import HeldPotential
+
     gate = threading.Event()
-    live = cu_view.relax(steps=5)
-    live.run.subscribe(lambda e: gate.wait(30))  # holds the run open until the test lets it go
-    message = cu_view.apply_request({"op": "relax"})
-    assert "still going" in message or live.done
-    gate.set()
+    held = HeldPotential({1: gate})  # the run waits at its first evaluation until released
+    live = cu_view.relax(held, steps=5)
+    assert held.holding.wait(300)
+    try:
+        assert cu_view.running
+        message = cu_view.apply_request({"op": "relax"})
+        assert "still going" in message
+        assert "still going" in cu_view.apply_request({"op": "neb"})
+    finally:
+        gate.set()
     live.wait(timeout=300)
+    assert not cu_view.running
