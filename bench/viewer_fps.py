@@ -1,7 +1,8 @@
 """Measure the 3D viewer's frame rate in a real JupyterLab + headless Chromium (software WebGL).
 
 For each system size and kind — ``cu``: fcc Cu supercells, ~5.5 bonds per atom, the bond-heavy
-case; ``water``: a box of H2O molecules, ~0.7 bonds per atom, typical of molecular systems —
+case; ``water``: a box of H2O molecules, ~0.7 bonds per atom, typical of molecular systems;
+``slab``: a 4-layer Pt(111) slab, the editing case —
 this opens the viewer in a notebook and measures, from the page:
 
 * ``stream 10 Hz``  — frames drawn per second while the kernel streams ``viewer.update()`` at
@@ -10,6 +11,10 @@ this opens the viewer in a notebook and measures, from the page:
   frames per second the browser draws while new coordinates keep arriving (each frame: decode,
   upload, bond search, draw). Unthrottled streaming is not measured: it only piles messages up
   in the websocket;
+* ``drag``          — editing: the top tenth of the atoms (by z) selected and dragged in the
+  view plane in a circle (a real mouse press, then one pointer move per animation frame
+  dispatched in the page; the browser moves them locally every frame and sends one exact
+  move to Python on release, checked as one edit in the kernel's history);
 * ``spin``          — pure rendering: no new coordinates, the camera rotating every animation
   frame (``viewer.spin = True``). While moving, the viewer lowers its resolution (down to 40%
   per axis) and, if still too slow, leaves bonds out; the reported render scale and "lod" say
@@ -20,7 +25,7 @@ installed: it needs /usr/bin/chromium and the playwright Python package, like th
 
 Usage::
 
-    python bench/viewer_fps.py [--sizes 500 5000 20000] [--systems cu water] [--seconds 5] [--json out.json]
+    python bench/viewer_fps.py [--sizes 500 5000 20000] [--systems cu water slab] [--seconds 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -66,6 +71,10 @@ def water(n):
                 w.translate(np.array([i, j, k]) * 3.1 + 1.5)
                 atoms += w
     return atoms
+def slab(n):
+    from nnp_lab import build
+    m = int(np.ceil((n / 4) ** 0.5))
+    return build.surface(build.bulk("Pt"), (1, 1, 1), 4, size=(m, m), vacuum=8.0, fixed_layers=2)
 def stream(v, seconds):
     p0 = v.positions.astype(float)
     noise = [rng.normal(0, 0.03, p0.shape) for _ in range(8)]
@@ -83,7 +92,7 @@ print("READY")"""
 def cells_for(system: str, n: int, seconds: float) -> list[str]:
     warm = 2.0
     return [
-        f"""v = Viewer({system}({n}), height=480)
+        f"""v = Viewer({system}({n}), height=480, editable=True)
 display(v)
 print("ATOMS", v.n_atoms)""",
         # stream at the default 10 Hz
@@ -95,6 +104,8 @@ print("SENT", k)""",
 time.sleep({warm})
 k = stream(v, {seconds})
 print("SENT", k)""",
+        "z = v.atoms.positions[:, 2]\nsel = v.select(np.argsort(z)[-max(1, len(z) // 10):].tolist())\nprint('SELECTED', len(sel))",
+        "print('MOVES', len(v.history))",
         "v.spin = True\nprint('SPIN')",
         "v.spin = False\nv.close()\nprint('CLOSED')",
     ]
@@ -138,8 +149,9 @@ def measure(nb: NotebookPage, first_cell: int, system: str, seconds: float) -> d
         result[key] = sample(root, seconds - 1.0)
         nb.wait_output(cell, "SENT", timeout_s=seconds + 300)
         time.sleep(0.5)
-    nb.run_cell(c + 3)
-    nb.wait_output(c + 3, "SPIN", timeout_s=60)
+    result["drag"] = drag(nb, root, c + 3, seconds)
+    nb.run_cell(c + 5)
+    nb.wait_output(c + 5, "SPIN", timeout_s=60)
     time.sleep(4.0)  # let the adaptive resolution settle
     result["spin"] = sample(root, seconds)
     st = stats(root)
@@ -148,15 +160,64 @@ def measure(nb: NotebookPage, first_cell: int, system: str, seconds: float) -> d
     root.locator("canvas").screenshot(
         path=str(lab_harness.artifacts_dir() / f"bench_{system}_{n_atoms}.png")
     )
-    nb.run_cell(c + 4)
-    nb.wait_output(c + 4, "CLOSED", timeout_s=60)
+    nb.run_cell(c + 6)
+    nb.wait_output(c + 6, "CLOSED", timeout_s=60)
     return result
+
+
+def drag(nb: NotebookPage, root, select_cell: int, seconds: float) -> dict:
+    """Frames drawn per second while the mouse drags the selected atoms in a circle."""
+    nb.run_cell(select_cell)
+    out = nb.wait_output(select_cell, "SELECTED", timeout_s=120)
+    n_sel = int(out.split("SELECTED")[1].split()[0])
+    time.sleep(1.0)
+    # a selected atom on screen to grab: the one nearest the canvas centre
+    xy = root.evaluate(
+        """(r) => { const c = r.querySelector('canvas').getBoundingClientRect();
+        const cx = c.left + c.width / 2, cy = c.top + c.height / 2; let best = null, d = 1e9;
+        for (const i of r.nnpViewer.selection()) { const q = r.nnpViewer.project(i);
+          const e = Math.hypot(q.x - cx, q.y - cy); if (e < d) { d = e; best = q; } }
+        return best; }"""
+    )
+    page = nb.page
+    page.mouse.move(xy["x"], xy["y"])
+    page.mouse.down()  # a real press (pointer capture); the moves come from the page itself,
+    # one per animation frame, since playwright's mouse.move round trips cap it at ~20/s
+    a = stats(root)
+    t0 = time.monotonic()
+    k = root.evaluate(
+        """(r, args) => new Promise((done) => {
+          const c = r.querySelector('canvas'); const t0 = performance.now(); let k = 0;
+          const step = () => {
+            const ph = 2 * Math.PI * k / 90;
+            c.dispatchEvent(new PointerEvent('pointermove', { bubbles: true, pointerId: 1,
+              clientX: args.x + 40 * Math.sin(ph), clientY: args.y + 40 * (1 - Math.cos(ph)) }));
+            k++;
+            if (performance.now() - t0 < args.ms) requestAnimationFrame(step); else done(k);
+          };
+          requestAnimationFrame(step);
+        })""",
+        {"x": xy["x"], "y": xy["y"], "ms": seconds * 1000},
+    )
+    b = stats(root)
+    dt = time.monotonic() - t0
+    page.mouse.up()
+    nb.run_cell(select_cell + 1)
+    moves = nb.wait_output(select_cell + 1, "MOVES", timeout_s=120)
+    frames = b["framesDrawn"] - a["framesDrawn"]
+    return {
+        "fps": round(frames / dt, 1),
+        "pointer_moves_per_s": round(k / dt, 1),
+        "selected": n_sel,
+        "cpu_ms_per_frame": round((b["cpuMs"] - a["cpuMs"]) / max(frames, 1), 2),
+        "edits_after_release": int(moves.split("MOVES")[1].split()[0]),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 5000, 20000])
-    parser.add_argument("--systems", nargs="+", default=["cu", "water"], choices=["cu", "water"])
+    parser.add_argument("--systems", nargs="+", default=["cu", "water"], choices=["cu", "water", "slab"])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -178,7 +239,7 @@ def main() -> None:
             nb.run_cell(0, retry_s=8)
             nb.wait_output(0, "READY", timeout_s=120)
             for k, (system, _n) in enumerate(cases):
-                r = measure(nb, 1 + 5 * k, system, args.seconds)
+                r = measure(nb, 1 + 7 * k, system, args.seconds)
                 r["system"] = system
                 results.append(r)
                 print(json.dumps(r), flush=True)
@@ -193,13 +254,13 @@ def main() -> None:
         f"canvas ~{lab_harness.VIEWPORT['width'] - 430}x480 CSS px"
     )
     print(
-        f"{'system':>6} {'atoms':>7} {'bonds':>7} | {'stream 10 Hz':>12} | {'stream 30 Hz':>12} {'recv/s':>6} {'ms/frame':>8} {'bonds ms':>8} | {'spin':>6} {'scale':>5} {'lod':>5}"
+        f"{'system':>6} {'atoms':>7} {'bonds':>7} | {'stream 10 Hz':>12} | {'stream 30 Hz':>12} {'recv/s':>6} {'ms/frame':>8} {'bonds ms':>8} | {'drag':>5} {'dragged':>7} | {'spin':>6} {'scale':>5} {'lod':>5}"
     )
     for r in results:
-        s10, sm, sp = r["stream_10hz"], r["stream_30hz"], r["spin"]
+        s10, sm, sp, dr = r["stream_10hz"], r["stream_30hz"], r["spin"], r["drag"]
         print(
             f"{r['system']:>6} {r['n_atoms']:>7} {sm['bonds']:>7} | {s10['fps']:>12} | {sm['fps']:>12} {sm['received_per_s']:>6} "
-            f"{sm['cpu_ms_per_frame']:>8} {sm['bond_ms_per_search'] or 0:>8} | {sp['fps']:>6} "
+            f"{sm['cpu_ms_per_frame']:>8} {sm['bond_ms_per_search'] or 0:>8} | {dr['fps']:>5} {dr['selected']:>7} | {sp['fps']:>6} "
             f"{sp['render_scale']:>5} {str(sp['lod']):>5}"
         )
     if args.json:

@@ -638,6 +638,7 @@ function buildDom(view) {
   });
   root.nnpViewer = {
     project: (i) => projectAtom(view, i),
+    selection: () => view.selected.slice(),
     stats: () => ({
       framesDrawn: view.framesDrawn,
       nAtoms: view.n,

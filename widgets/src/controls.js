@@ -66,6 +66,7 @@ export function buildDom(view) {
   // Test/bench hook (not a public API): lets a browser test project an atom to the screen.
   root.nnpViewer = {
     project: (i) => projectAtom(view, i),
+    selection: () => view.selected.slice(),
     stats: () => ({
       framesDrawn: view.framesDrawn,
       nAtoms: view.n,
