@@ -91,7 +91,9 @@ class BuilderPanel(widgets.VBox):
         self.launcher = launcher or RunLauncher(
             potential, relax_options=relax_options, md_options=md_options
         )
-        self.viewer = Viewer(height=viewer_height)
+        # editable: the structure can be changed in the view (select, move, add, delete, fix);
+        # .atoms then returns the edited structure until the inputs change
+        self.viewer = Viewer(height=viewer_height, editable=True)
         self.error = widgets.HTML(layout=widgets.Layout(width=LEFT_WIDTH))
         self.relax_button = widgets.Button(
             description="Relax",
@@ -157,8 +159,19 @@ class BuilderPanel(widgets.VBox):
     # ------------------------------------------------------------------ public API
     @property
     def atoms(self) -> Atoms | None:
-        """A new copy of the structure the inputs describe, or ``None`` if they are invalid."""
-        return None if self._atoms is None else self._atoms.copy()
+        """A new copy of the structure: the one the inputs describe, or, after edits in the
+        view (``viewer.history``), the edited one — until an input changes, which builds
+        afresh. ``None`` if the inputs are invalid. Site markers (atomic number 0) are never
+        part of it."""
+        if self._atoms is None:
+            return None
+        v = self.viewer
+        if v.history and v.n_frames == 0:
+            edited = v.atoms
+            if edited is not None:
+                del edited[[i for i, z in enumerate(edited.numbers) if z == 0]]
+                return edited
+        return self._atoms.copy()
 
     @property
     def potential(self) -> PotentialLike:

@@ -39,6 +39,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 import ipywidgets as widgets
 from ase import Atoms
 from ase.data import covalent_radii
@@ -457,6 +459,11 @@ class SlabBuilder(BuilderPanel):
                 cell=shown.cell,
                 pbc=shown.pbc,
             )
+            # flagged as adsorbate: an adsorbate added on a marker in the view (Viewer.add)
+            # measures its height from the slab's top layer, not from the markers
+            if "adsorbate" not in shown.arrays:
+                shown.arrays["adsorbate"] = np.zeros(len(shown), dtype=bool)
+            markers.arrays["adsorbate"] = np.ones(len(markers), dtype=bool)
             shown = shown + markers
         self._view(shown, self._label(atoms))
         self._highlight_site()

@@ -650,7 +650,15 @@ class Viewer(ViewerState):
     ) -> Edit:
         """Add an element, a molecule (name or SMILES through :func:`nnp_lab.build.molecule`)
         or Atoms at ``position``, on an adsorption ``site`` (a :class:`~nnp_lab.build.Site`,
-        kind or label) or ``height`` Å above atom ``on_atom``; the new atoms are selected."""
+        kind or label) or ``height`` Å above atom ``on_atom``; the new atoms are selected.
+
+        ``on_atom`` a site marker (an atom with atomic number 0, as the slab builder draws
+        the adsorption sites) adds on that site: at its x, y, ``height`` Å above the top
+        layer."""
+        ed = self.editor
+        if on_atom is not None and 0 <= int(on_atom) < ed.n_atoms:
+            if ed.atoms.numbers[int(on_atom)] == 0:
+                site, on_atom = ed.atoms.positions[int(on_atom), :2].tolist(), None
         return self._after_edit(
             self.editor.add(species, position=position, site=site, on_atom=on_atom, height=height)
         )

@@ -372,3 +372,31 @@ def test_launcher_options_and_potential_provider() -> None:
     # panels sharing a launcher show no run area of their own
     panel = MoleculeBuilder("H2", launcher=launcher)
     assert launcher.area not in panel.children and panel.potential is provider
+
+
+def test_edits_in_the_preview_are_the_panel_structure_until_an_input_changes() -> None:
+    sb = small_pt111(adsorbate="", site="fcc")
+    built = sb.atoms
+    n = len(built)
+    markers = [i for i, z in enumerate(sb.viewer.numbers) if z == 0]
+    assert markers  # the sites are drawn as markers
+    # add CO on a marker (what "Add on picked" does after clicking one): on that site
+    marker = markers[0]
+    edit = sb.viewer.add("CO", on_atom=marker, height=1.3)
+    assert "site" in edit.arguments
+    atoms = sb.atoms
+    assert len(atoms) == n + 2 and 0 not in atoms.numbers  # markers never leave the view
+    np.testing.assert_allclose(atoms.positions[-2, :2], sb.viewer.positions[marker, :2], atol=1e-4)
+    top = built.positions[:, 2].max()
+    assert atoms.positions[-2, 2] == pytest.approx(
+        top + 1.3, abs=0.05
+    )  # from the slab, not the markers
+    sb.viewer.delete([0])
+    assert len(sb.atoms) == n + 1
+    sb.viewer.undo()
+    sb.viewer.undo()
+    assert len(sb.atoms) == n and sb.viewer.history == []
+    sb.viewer.move([0], (0, 0, 0.3))
+    assert sb.atoms.positions[0, 2] == pytest.approx(built.positions[0, 2] + 0.3)
+    sb.set(layers=4)  # a new build replaces the edit
+    assert sb.viewer.history == [] and len(sb.atoms) == 4 * n // 3
