@@ -217,7 +217,9 @@ def drag(nb: NotebookPage, root, select_cell: int, seconds: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 5000, 20000])
-    parser.add_argument("--systems", nargs="+", default=["cu", "water"], choices=["cu", "water", "slab"])
+    parser.add_argument(
+        "--systems", nargs="+", default=["cu", "water"], choices=["cu", "water", "slab"]
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()

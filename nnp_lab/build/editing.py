@@ -309,11 +309,15 @@ def measure(atoms: Atoms, indices: Sequence[int]) -> dict[str, Any]:
     _indices(atoms, idx)
     names = [f"{atoms[i].symbol}{i}" for i in idx]
     if len(idx) == 2:
-        kind, unit, value = "distance", "Å", atoms.get_distance(*idx, mic=True)
+        kind, unit, value = "distance", "Å", atoms.get_distance(idx[0], idx[1], mic=True)
     elif len(idx) == 3:
-        kind, unit, value = "angle", "°", atoms.get_angle(*idx, mic=True)
+        kind, unit, value = "angle", "°", atoms.get_angle(idx[0], idx[1], idx[2], mic=True)
     elif len(idx) == 4:
-        kind, unit, value = "dihedral", "°", atoms.get_dihedral(*idx, mic=True)
+        kind, unit, value = (
+            "dihedral",
+            "°",
+            atoms.get_dihedral(idx[0], idx[1], idx[2], idx[3], mic=True),
+        )
     else:
         raise InputError(
             f"select 2 atoms for a distance, 3 for an angle or 4 for a dihedral; got {len(idx)}"

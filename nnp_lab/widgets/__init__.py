@@ -27,6 +27,10 @@ from nnp_lab.widgets.screen_view import ScreenView, watch_screen  # noqa: E402
 
 __all__ += ["ScreenView", "watch_screen"]
 
+from nnp_lab.widgets.nglview_bridge import to_nglview  # noqa: E402
+
+__all__ += ["to_nglview"]
+
 # The engine's live=True finds these through nnp_lab.display (this package is named in the
 # "nnp_lab.displays" entry-point group of nnp_lab's pyproject.toml).
 from nnp_lab.display import register_display  # noqa: E402

@@ -730,11 +730,11 @@ class Viewer(ViewerState):
             self._clear_trajectory()
             self._show(atoms)
             if ed is None:
-                self._editor = StructureEditor(atoms)
+                ed = self._editor = StructureEditor(atoms)
             elif not _same_structure(ed.atoms, atoms):
                 ed.set_atoms(atoms)
             self._moved_by_run = False
-            self.selected = self._editor.selection
+            self.selected = ed.selection
             self.running = False
             if label is not None:
                 self.label = label
