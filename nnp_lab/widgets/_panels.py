@@ -94,6 +94,8 @@ class BuilderPanel(widgets.VBox):
         # editable: the structure can be changed in the view (select, move, add, delete, fix);
         # .atoms then returns the edited structure until the inputs change
         self.viewer = Viewer(height=viewer_height, editable=True)
+        # the view's own Relax / NEB buttons use the panel's model (loaded when they run)
+        self.viewer.potential = self.launcher.resolve_potential
         self.error = widgets.HTML(layout=widgets.Layout(width=LEFT_WIDTH))
         self.relax_button = widgets.Button(
             description="Relax",

@@ -132,8 +132,9 @@ class Viewer(ViewerState):
         # True once update() moved the atoms after the last edit: the next edit starts a new
         # edit history from what is shown (a run's result cannot be repeated as an edit).
         self._moved_by_run = False
-        #: Potential used by :meth:`relax` and :meth:`neb` (and the view's buttons); None is
-        #: the default universal model.
+        #: Potential used by :meth:`relax` and :meth:`neb` (and the view's buttons): a
+        #: Potential, a registered name, None (the default universal model) or a callable
+        #: returning one of these, called when a run starts.
         self.potential: Any = None
         #: End states collected for :meth:`neb` (``set_neb_start`` / ``set_neb_end``).
         self.neb_start: Atoms | None = None
@@ -772,7 +773,7 @@ class Viewer(ViewerState):
         atoms = self.editor.atoms
         if hold_selection and self.selection:
             atoms = fix_atoms_function(atoms, self.selection)
-        pot = potential if potential is not None else self.potential
+        pot = self._resolved_potential(potential)
         run = Relaxation(atoms, pot, fmax=fmax, steps=steps, **options)
         return self._start_in_view(LiveRun(run, viewer=self, in_view=True, then_edit=True))
 
@@ -821,7 +822,7 @@ class Viewer(ViewerState):
                 f"set the NEB {' and '.join(missing)} first (viewer.set_neb_start() / "
                 "set_neb_end(), or the buttons)"
             )
-        pot = potential if potential is not None else self.potential
+        pot = self._resolved_potential(potential)
         run = NEBRun(
             self.neb_start,
             self.neb_end,
@@ -838,6 +839,14 @@ class Viewer(ViewerState):
         """Stop the run started from this view (relaxation or NEB), after its current step."""
         if self.live_run is not None:
             self.live_run.stop()
+
+    def _resolved_potential(self, potential: Any) -> Any:
+        """``potential``, else :attr:`potential`; a provider (a callable that is not a
+        potential, e.g. a builder panel's model picker) is called now."""
+        pot = potential if potential is not None else self.potential
+        if callable(pot) and not hasattr(pot, "evaluate"):
+            pot = pot()
+        return pot
 
     def _require_idle(self) -> None:
         if self.live_run is not None and not self.live_run.done:

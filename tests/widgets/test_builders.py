@@ -400,3 +400,12 @@ def test_edits_in_the_preview_are_the_panel_structure_until_an_input_changes() -
     assert sb.atoms.positions[0, 2] == pytest.approx(built.positions[0, 2] + 0.3)
     sb.set(layers=4)  # a new build replaces the edit
     assert sb.viewer.history == [] and len(sb.atoms) == 4 * n // 3
+
+
+def test_the_preview_relax_button_uses_the_panel_model() -> None:
+    nb = NanoparticleBuilder("Cu", potential="emt", relax_options={"fmax": 0.05, "steps": 30})
+    nb.set(shape="icosahedron", size=2)
+    live = nb.viewer.relax(steps=30)
+    result = live.wait(timeout=RUN_TIMEOUT_S)
+    assert result.provenance["model"] == "emt"
+    assert nb.viewer.label.startswith(("relaxed", "not converged"))
