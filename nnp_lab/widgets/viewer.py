@@ -141,6 +141,8 @@ class Viewer(ViewerState):
         self.neb_end: Atoms | None = None
         #: The :class:`~nnp_lab.widgets.LiveRun` of the last run started from this view.
         self.live_run: Any = None
+        self._run_base: Atoms | None = None
+        self._run_selection: list[int] | None = None
         self._traj_array: np.ndarray | None = None
         self._traj_cell_array: np.ndarray | None = None
         self._png = PngRequests(self._keep_png)
@@ -724,16 +726,24 @@ class Viewer(ViewerState):
         else:
             atoms = atoms.copy()
             atoms.calc = None
-            if ed is not None and len(ed.atoms) == len(atoms):
-                atoms.set_constraint(ed.atoms.constraints)
+            base = getattr(self, "_run_base", None)
+            if base is None and ed is not None:
+                base = ed.atoms
+            if base is not None and len(base) == len(atoms):
+                atoms.set_constraint(base.constraints)
+            self._run_base = None
         self._throttle.cancel()
         with self._locked_sync():
             self._clear_trajectory()
             self._show(atoms)
+            selection = getattr(self, "_run_selection", None)
+            self._run_selection = None
             if ed is None:
                 ed = self._editor = StructureEditor(atoms)
             elif not _same_structure(ed.atoms, atoms):
                 ed.set_atoms(atoms)
+                if selection:  # the atoms selected before the run stay selected
+                    ed.selection = [i for i in selection if i < len(atoms)]
             self._moved_by_run = False
             self.selected = ed.selection
             self.running = False
@@ -757,6 +767,8 @@ class Viewer(ViewerState):
         ``.wait()`` blocks for the result). Fixed atoms stay fixed; with ``hold_selection``
         the selected atoms are held too, for this run only. The camera is kept; when the run
         ends the relaxed structure is shown live and a new edit history starts from it.
+        Site markers (atomic number 0, a slab builder's) are left out of the run and so are
+        gone afterwards.
 
         Parameters
         ----------
@@ -770,22 +782,26 @@ class Viewer(ViewerState):
         from nnp_lab.widgets.live import LiveRun
 
         self._require_idle()
-        atoms = self.editor.atoms
-        if hold_selection and self.selection:
-            atoms = fix_atoms_function(atoms, self.selection)
+        base, new_index = _without_markers(self.editor.atoms)
+        atoms = base
+        held = [new_index[i] for i in self.selection if i in new_index]
+        if hold_selection and held:
+            atoms = fix_atoms_function(base, held)
+        # what resume_editing() restores on the result: the constraints, and the selection
+        self._run_base, self._run_selection = base, held
         pot = self._resolved_potential(potential)
         run = Relaxation(atoms, pot, fmax=fmax, steps=steps, **options)
         return self._start_in_view(LiveRun(run, viewer=self, in_view=True, then_edit=True))
 
     def set_neb_start(self) -> None:
         """Keep the structure shown as the initial state of :meth:`neb`."""
-        self.neb_start = self.editor.atoms
+        self.neb_start = _without_markers(self.editor.atoms)[0]
         self.has_neb_start = True
         self.edit_message = f"NEB start set ({len(self.neb_start)} atoms)"
 
     def set_neb_end(self) -> None:
         """Keep the structure shown as the final state of :meth:`neb`."""
-        self.neb_end = self.editor.atoms
+        self.neb_end = _without_markers(self.editor.atoms)[0]
         self.has_neb_end = True
         self.edit_message = f"NEB end set ({len(self.neb_end)} atoms)"
 
@@ -1034,3 +1050,13 @@ def _same_structure(a: Atoms, b: Atoms) -> bool:
         and np.array_equal(a.positions, b.positions)
         and np.array_equal(a.cell[:], b.cell[:])
     )
+
+
+def _without_markers(atoms: Atoms) -> tuple[Atoms, dict[int, int]]:
+    """``atoms`` without site markers (atomic number 0, as a slab builder draws the sites;
+    no potential evaluates them), constraints re-indexed, and the map old index -> new."""
+    keep = [i for i, z in enumerate(atoms.numbers) if z != 0]
+    out = atoms.copy()
+    if len(keep) < len(atoms):
+        del out[[i for i, z in enumerate(atoms.numbers) if z == 0]]
+    return out, {old: new for new, old in enumerate(keep)}

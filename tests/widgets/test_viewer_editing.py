@@ -243,3 +243,13 @@ def test_a_second_run_while_one_goes_is_refused(cu_view):
         gate.set()
     live.wait(timeout=300)
     assert not cu_view.running
+
+
+def test_the_selection_survives_a_relaxation_in_the_view(cu_view):
+    top = int(np.argmax(cu_view.atoms.positions[:, 2]))
+    cu_view.add("O", on_atom=top, height=1.6)
+    selected = cu_view.selection
+    cu_view.relax(steps=20).wait(timeout=300)
+    assert cu_view.selection == selected and cu_view.history == []
+    cu_view.move(displacement=(0, 0, 0.1))  # a drag right after the relaxation moves the O
+    assert [e.arguments["indices"] for e in cu_view.history] == [selected]
