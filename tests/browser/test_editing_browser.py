@@ -20,6 +20,8 @@ from lab_harness import NotebookPage, assert_no_console_errors, wait_until, writ
 
 OURS = r"nnp|viewer|webgl|GL_|shader|anywidget"
 NOTEBOOK = "editing_browser_test.ipynb"
+PROBE_CELL = 4
+RESET_CELL = 3
 
 CELLS = [
     """import json
@@ -34,6 +36,25 @@ display(v)
 print("READY", v.n_atoms)""",
     # the probe: the kernel's view of the edit state, numbered so a re-run is never confused
     # with the previous output
+    # 2: a slab builder whose preview marks the adsorption sites (atoms with Z = 0)
+    """from nnp_lab.widgets import SlabBuilder
+sb = SlabBuilder("Pt")
+sb.set(miller=(1, 1, 1), layers=3, size=(2, 2), fixed_layers=1, vacuum=8.0)
+n_slab = len(sb.atoms)
+site_marker = {s.kind: n_slab + k for k, s in enumerate(sb.sites)}
+fcc_xy = next(s for s in sb.sites if s.kind == "fcc").position[:2].tolist()
+print("SITES", json.dumps({"n_slab": n_slab, "marker": site_marker, "fcc_xy": fcc_xy}))
+sb""",
+    # 3: the builder's structure after the edit
+    """a = sb.atoms
+print("BUILT", json.dumps({"n": len(a), "symbols": a.get_chemical_symbols()[-2:],
+      "co_xy": a.positions[-2, :2].tolist(), "markers_left": int((a.numbers == 0).sum())}))""",
+    # 4: back to the bare slab, so each test starts the same whatever ran before it
+    """v.atoms = slab.copy()
+v.neb_start = v.neb_end = None
+v.has_neb_start = v.has_neb_end = False
+resets = globals().get("resets", 0) + 1
+print(f"RESET{resets}", v.n_atoms)""",
     """probes += 1
 print(f"PROBE{probes}", json.dumps({"n": v.n_atoms, "selection": v.selection,
       "history": [e.kind for e in v.history], "positions": v.atoms.positions.tolist(),
@@ -42,14 +63,30 @@ print(f"PROBE{probes}", json.dumps({"n": v.n_atoms, "selection": v.selection,
 ]
 
 
+_RESETS = [0]
+
+
+def reset(nb: NotebookPage) -> None:
+    """Run the reset cell and wait for it."""
+    _RESETS[0] += 1
+    nb.run_cell(RESET_CELL)
+    nb.wait_output(RESET_CELL, f"RESET{_RESETS[0]} 27", timeout_s=120)
+
+
 class Probe:
-    def __init__(self, nb: NotebookPage) -> None:
-        self.nb, self.count = nb, 0
+    """Runs the probe cell and scrolls the viewer back into view (running a cell scrolls the
+    page to it), so screen coordinates taken after a probe are those of the view."""
+
+    count = 0  # runs of the probe cell in this notebook, over all tests (a class attribute)
+
+    def __init__(self, nb: NotebookPage, root: Any) -> None:
+        self.nb, self.root = nb, root
 
     def __call__(self) -> dict[str, Any]:
-        self.count += 1
-        self.nb.run_cell(1)
-        out = self.nb.wait_output(1, f"PROBE{self.count} ", timeout_s=120)
+        Probe.count += 1
+        self.nb.run_cell(PROBE_CELL)
+        out = self.nb.wait_output(PROBE_CELL, f"PROBE{self.count} ", timeout_s=120)
+        self.root.locator(".nnpv-stage").scroll_into_view_if_needed()
         return json.loads(out.split(f"PROBE{self.count} ", 1)[1].strip().splitlines()[0])
 
     def until(self, predicate: Any, what: str, tries: int = 30) -> dict[str, Any]:
@@ -83,9 +120,11 @@ def test_select_drag_add_delete_undo_measure_fix(
     wait_until(
         lambda: int(root.get_attribute("data-frames-drawn") or 0) > 0, 120, "the first frame"
     )
+    reset(nb)
+    root.locator(".nnpv-stage").scroll_into_view_if_needed()
     assert root.get_attribute("data-editable") == "1"
     assert root.locator(".nnpv-editbar").is_visible()
-    probe = Probe(nb)
+    probe = Probe(nb, root)
     start = probe()
     top = max(range(27), key=lambda i: (start["positions"][i][2], -i))  # a top-layer Pt
 
@@ -96,6 +135,8 @@ def test_select_drag_add_delete_undo_measure_fix(
 
     # drag the selected atom: it follows the pointer in the view plane
     dx, dy = 60.0, -35.0
+    xy = _project(root, top)
+    canvas0 = root.locator("canvas").bounding_box()
     page.mouse.move(xy["x"], xy["y"])
     page.mouse.down()
     for k in range(1, 6):
@@ -104,11 +145,16 @@ def test_select_drag_add_delete_undo_measure_fix(
     state = probe.until(lambda s: s["history"] == ["move"], "one move edit")
     moved = [a - b for a, b in zip(state["positions"][top], start["positions"][top])]
     assert sum(m * m for m in moved) ** 0.5 > 0.5, moved  # a real displacement, in Å
+
+    # where Python's new position is drawn, relative to the canvas: where the pointer let go
+    def offset() -> tuple[float, float]:
+        q, c = _project(root, top), root.locator("canvas").bounding_box()
+        return q["x"] - c["x"] - (xy["x"] - canvas0["x"]), q["y"] - c["y"] - (
+            xy["y"] - canvas0["y"]
+        )
+
     wait_until(
-        lambda: (
-            abs(_project(root, top)["x"] - (xy["x"] + dx)) < 2.5
-            and abs(_project(root, top)["y"] - (xy["y"] + dy)) < 2.5
-        ),
+        lambda: abs(offset()[0] - dx) < 2.5 and abs(offset()[1] - dy) < 2.5,
         60,
         "the dragged atom to sit where the pointer let go",
     )
@@ -182,12 +228,10 @@ def test_relax_and_neb_from_the_edit_bar(
     nb: NotebookPage, page: Any, artifacts: Path, browser_logs: dict[str, list[str]]
 ) -> None:
     root = nb.viewer_root(0)
-    probe = Probe(nb)
-    probe.count = (
-        int(nb.output_text(1).split("PROBE", 1)[1].split()[0])
-        if "PROBE" in nb.output_text(1)
-        else 0
-    )
+    root.wait_for(state="visible", timeout=120_000)
+    reset(nb)
+    root.locator(".nnpv-stage").scroll_into_view_if_needed()
+    probe = Probe(nb, root)
     start = probe()
     # Relax: the view runs it (the button reads Stop meanwhile), then editing resumes
     root.locator("button[data-op='relax']").click()
@@ -219,4 +263,39 @@ def test_relax_and_neb_from_the_edit_bar(
     root.locator("button[data-op='resume_editing']").click()
     back = probe.until(lambda s: s["mode"] == "live", "editing resumed")
     assert back["history"] == ["move"] * 3 and back["positions"] == moved["positions"]
+    assert_no_console_errors(browser_logs, OURS, gl_warnings=True)
+
+
+def test_add_co_on_a_site_marker_of_the_slab_builder(
+    nb: NotebookPage, page: Any, artifacts: Path, browser_logs: dict[str, list[str]]
+) -> None:
+    nb.run_cell(1)
+    out = nb.wait_output(1, "SITES", timeout_s=120)
+    sites = json.loads(out.split("SITES", 1)[1].strip().splitlines()[0])
+    root = nb.viewer_root(1)
+    root.wait_for(state="visible", timeout=120_000)
+    wait_until(lambda: int(root.get_attribute("data-frames-drawn") or 0) > 0, 120, "the preview")
+    root.locator(".nnpv-stage").scroll_into_view_if_needed()
+    marker = sites["marker"]["fcc"]
+    xy = _project(root, marker)
+    page.mouse.click(xy["x"], xy["y"])  # click the fcc site's marker
+    wait_until(lambda: root.get_attribute("data-picked") == str(marker), 60, "the marker picked")
+    root.locator(".nnpv-add-input").fill("CO")
+    root.locator("button[data-op='add']").click()
+    wait_until(
+        lambda: (
+            root.get_attribute("data-n-atoms") == str(sites["n_slab"] + len(sites["marker"]) + 2)
+        ),
+        60,
+        "CO drawn in the preview",
+    )
+    nb.run_cell(2)
+    built = json.loads(
+        nb.wait_output(2, "BUILT", timeout_s=120).split("BUILT", 1)[1].split("\n")[0]
+    )
+    assert built["n"] == sites["n_slab"] + 2 and built["markers_left"] == 0
+    assert built["symbols"] == ["C", "O"]
+    assert abs(built["co_xy"][0] - sites["fcc_xy"][0]) < 1e-3
+    assert abs(built["co_xy"][1] - sites["fcc_xy"][1]) < 1e-3
+    root.screenshot(path=str(artifacts / "editing_co_on_site.png"))
     assert_no_console_errors(browser_logs, OURS, gl_warnings=True)
