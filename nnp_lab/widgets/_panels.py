@@ -18,6 +18,7 @@ from ase import Atoms
 from nnp_lab.errors import InputError
 from nnp_lab.widgets._html import describe_error, error_html, info_html
 from nnp_lab.widgets._launcher import PotentialLike, RunLauncher
+from nnp_lab.widgets._viewer_data import without_markers
 from nnp_lab.widgets.viewer import Viewer
 
 __all__ = [
@@ -171,8 +172,7 @@ class BuilderPanel(widgets.VBox):
         if v.history and v.n_frames == 0:
             edited = v.atoms
             if edited is not None:
-                del edited[[i for i, z in enumerate(edited.numbers) if z == 0]]
-                return edited
+                return without_markers(edited)[0]
         return self._atoms.copy()
 
     @property

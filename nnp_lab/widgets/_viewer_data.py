@@ -33,6 +33,7 @@ __all__ = [
     "structure_data",
     "trajectory_arrays",
     "vectors",
+    "without_markers",
 ]
 
 # Elements drawn with van der Waals radii in "spacefill"; every other element (the metals, whose
@@ -323,3 +324,15 @@ def replacement_arrays(
             raise InputError(f"cells must have shape ({shape[0]}, 3, 3), got {c.shape}")
         new_cells = c.astype("<f4")
     return new, new_cells, None if labels is None else _labels(labels, shape[0])
+
+
+def without_markers(atoms: Atoms) -> tuple[Atoms, dict[int, int]]:
+    """``atoms`` without site markers (atomic number 0, as a slab builder draws the sites;
+    no potential evaluates them), constraints re-indexed, and the map old index -> new."""
+    markers = [i for i, z in enumerate(atoms.numbers) if z == 0]
+    out = atoms.copy()
+    if markers:
+        del out[markers]
+    gone = set(markers)
+    keep = [i for i in range(len(atoms)) if i not in gone]
+    return out, {old: new for new, old in enumerate(keep)}

@@ -35,6 +35,7 @@ from nnp_lab.widgets._throttle import FrameThrottle
 from nnp_lab.widgets._viewer_state import STYLES, ViewerState
 from nnp_lab.widgets._viewer_data import (
     Frame,
+    without_markers,
     StructureData,
     default_labels,
     element_table,
@@ -142,6 +143,8 @@ class Viewer(ViewerState):
         #: The :class:`~nnp_lab.widgets.LiveRun` of the last run started from this view.
         self.live_run: Any = None
         self._run_base: Atoms | None = None
+        # the last update()'s coordinates and cell in float64 (the browser gets float32)
+        self._run_state: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self._run_selection: list[int] | None = None
         self._traj_array: np.ndarray | None = None
         self._traj_cell_array: np.ndarray | None = None
@@ -343,14 +346,11 @@ class Viewer(ViewerState):
             )
         frame = live_frame(self.n_atoms, positions, cell, forces, label)
         # the exact (float64) coordinates, for the editor's next start (the frame is float32)
-        exact = positions if isinstance(positions, Atoms) else None
+        if isinstance(positions, Atoms):
+            positions, cell = positions.positions, positions.cell if cell is None else cell
         self._run_state = (
-            np.array(exact.positions if exact is not None else positions, dtype=float),
-            None
-            if cell is None and exact is None
-            else np.array(
-                (exact.cell if cell is None and exact is not None else cell), dtype=float
-            ).reshape(3, 3),
+            np.array(positions, dtype=float),
+            None if cell is None else np.array(cell, dtype=float).reshape(3, 3),
         )
         if final:
             with self._sync_lock:
@@ -561,7 +561,7 @@ class Viewer(ViewerState):
     def _shown_exactly(self) -> Atoms:
         """What is shown, with the last update()'s float64 coordinates where it had them."""
         atoms = self.to_atoms()
-        positions, cell = getattr(self, "_run_state", (None, None))
+        positions, cell = self._run_state
         if positions is not None and positions.shape == atoms.positions.shape:
             shown = self.positions.astype(float)
             if np.allclose(positions, shown, atol=1e-4):  # the last frame sent is the one shown
@@ -582,7 +582,7 @@ class Viewer(ViewerState):
 
     def _selection_from_browser(self, change: Any) -> None:
         if self._editor is not None and self._mode == "live":
-            n = len(self._editor.atoms) if self._source is not None else 0
+            n = self._editor.n_atoms
             self._editor.selection = [i for i in change["new"] if 0 <= i < n]
 
     def _edit_state(self) -> None:
@@ -660,10 +660,11 @@ class Viewer(ViewerState):
         layer."""
         ed = self.editor
         if on_atom is not None and 0 <= int(on_atom) < ed.n_atoms:
-            if ed.atoms.numbers[int(on_atom)] == 0:
-                site, on_atom = ed.atoms.positions[int(on_atom), :2].tolist(), None
+            current = ed.atoms
+            if current.numbers[int(on_atom)] == 0:
+                site, on_atom = current.positions[int(on_atom), :2].tolist(), None
         return self._after_edit(
-            self.editor.add(species, position=position, site=site, on_atom=on_atom, height=height)
+            ed.add(species, position=position, site=site, on_atom=on_atom, height=height)
         )
 
     def delete(self, indices: Sequence[int] | int | None = None) -> Edit:
@@ -726,7 +727,7 @@ class Viewer(ViewerState):
         else:
             atoms = atoms.copy()
             atoms.calc = None
-            base = getattr(self, "_run_base", None)
+            base = self._run_base
             if base is None and ed is not None:
                 base = ed.atoms
             if base is not None and len(base) == len(atoms):
@@ -736,8 +737,7 @@ class Viewer(ViewerState):
         with self._locked_sync():
             self._clear_trajectory()
             self._show(atoms)
-            selection = getattr(self, "_run_selection", None)
-            self._run_selection = None
+            selection, self._run_selection = self._run_selection, None
             if ed is None:
                 ed = self._editor = StructureEditor(atoms)
             elif not _same_structure(ed.atoms, atoms):
@@ -746,7 +746,6 @@ class Viewer(ViewerState):
                     ed.selection = [i for i in selection if i < len(atoms)]
             self._moved_by_run = False
             self.selected = ed.selection
-            self.running = False
             if label is not None:
                 self.label = label
             self._edit_state()
@@ -782,7 +781,7 @@ class Viewer(ViewerState):
         from nnp_lab.widgets.live import LiveRun
 
         self._require_idle()
-        base, new_index = _without_markers(self.editor.atoms)
+        base, new_index = without_markers(self.editor.atoms)
         atoms = base
         held = [new_index[i] for i in self.selection if i in new_index]
         if hold_selection and held:
@@ -795,13 +794,13 @@ class Viewer(ViewerState):
 
     def set_neb_start(self) -> None:
         """Keep the structure shown as the initial state of :meth:`neb`."""
-        self.neb_start = _without_markers(self.editor.atoms)[0]
+        self.neb_start = without_markers(self.editor.atoms)[0]
         self.has_neb_start = True
         self.edit_message = f"NEB start set ({len(self.neb_start)} atoms)"
 
     def set_neb_end(self) -> None:
         """Keep the structure shown as the final state of :meth:`neb`."""
-        self.neb_end = _without_markers(self.editor.atoms)[0]
+        self.neb_end = without_markers(self.editor.atoms)[0]
         self.has_neb_end = True
         self.edit_message = f"NEB end set ({len(self.neb_end)} atoms)"
 
@@ -869,11 +868,9 @@ class Viewer(ViewerState):
             raise InputError("a run started from this view is still going; stop it first")
 
     def _start_in_view(self, live: Any) -> Any:
-        self.live_run = live
-        self.running = True
+        self.live_run = live  # LiveRun(in_view=True) sets self.running while it goes
 
         def finished(_live: Any) -> None:
-            self.running = False
             if _live.error is not None:
                 self.edit_message = f"{_live.kind} failed: {_live.error}"
 
@@ -1050,13 +1047,3 @@ def _same_structure(a: Atoms, b: Atoms) -> bool:
         and np.array_equal(a.positions, b.positions)
         and np.array_equal(a.cell[:], b.cell[:])
     )
-
-
-def _without_markers(atoms: Atoms) -> tuple[Atoms, dict[int, int]]:
-    """``atoms`` without site markers (atomic number 0, as a slab builder draws the sites;
-    no potential evaluates them), constraints re-indexed, and the map old index -> new."""
-    keep = [i for i, z in enumerate(atoms.numbers) if z != 0]
-    out = atoms.copy()
-    if len(keep) < len(atoms):
-        del out[[i for i, z in enumerate(atoms.numbers) if z == 0]]
-    return out, {old: new for new, old in enumerate(keep)}

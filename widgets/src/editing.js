@@ -22,9 +22,12 @@ export function sendEdit(view, op, args = {}) {
 }
 
 /** World displacement of a point at view depth `depth` for a pointer move of (dx, dy) px. */
+function worldPerPixel(view, depth) {
+  return (2 * Math.max(depth, 1e-3) * Math.tan(FOV_Y / 2)) / Math.max(1, view.canvas.clientHeight);
+}
+
 export function screenToWorld(view, dx, dy, depth) {
-  const h = Math.max(1, view.canvas.clientHeight);
-  const wpp = (2 * Math.max(depth, 1e-3) * Math.tan(FOV_Y / 2)) / h;
+  const wpp = worldPerPixel(view, depth);
   const vx = dx * wpp;
   const vy = -dy * wpp;
   const R = view.camera.R;
@@ -144,11 +147,11 @@ export function bindEditKeys(view) {
         const s = key === "PageUp" ? step : -step;
         d = [t[0] * s, t[1] * s, t[2] * s];
       } else {
-        const h = Math.max(1, view.canvas.clientHeight);
-        const px = step / ((2 * selectionDepth(view) * Math.tan(FOV_Y / 2)) / h);
+        const depth = selectionDepth(view);
+        const px = step / worldPerPixel(view, depth); // `step` Å in the view plane
         const dx = key === "ArrowRight" ? px : key === "ArrowLeft" ? -px : 0;
         const dy = key === "ArrowDown" ? px : key === "ArrowUp" ? -px : 0;
-        d = screenToWorld(view, dx, dy, selectionDepth(view));
+        d = screenToWorld(view, dx, dy, depth);
       }
       sendEdit(view, "move", { displacement: d.map((v) => Number(v.toFixed(6))) });
     } else handled = false;
