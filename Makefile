@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Extra options of bench/run.py, e.g. make bench BENCH_ARGS=--quick, BENCH_ARGS="--only 'md/*/si64'".
 BENCH_ARGS ?=
 
-.PHONY: env browser frontend-tools lab demo lint test bench bench-threads viewer clean
+.PHONY: env browser frontend-tools lab demo lint test binder-check bench bench-threads viewer clean
 
 env: $(STAMP)
 
@@ -48,6 +48,12 @@ frontend-tools:
 
 test: env browser frontend-tools lint
 	$(BIN)/python -m pytest
+
+# Binder's build without Binder: a fresh venv from binder/requirements.txt + binder/postBuild,
+# the quickstart headless in it, the widgets tour in JupyterLab + Chromium (~4 min; part of
+# `make test` too).
+binder-check: env browser
+	$(BIN)/python -m pytest tests/browser/test_binder_browser.py -p no:randomly
 
 # Every benchmark of the speed issue against the upstream calculators -> bench/RESULTS.md and
 # bench/results.json (hours on a 2-core CPU; run it on a quiet machine), then the properties

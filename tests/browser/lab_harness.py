@@ -94,11 +94,22 @@ def write_notebook(path: Path, cells: Sequence[str]) -> Path:
 class LabServer:
     """A JupyterLab server on 127.0.0.1 with a random port, a temporary root and a known token.
 
-    The kernel runs ``sys.executable`` with the repository on ``PYTHONPATH``, so nnp_lab is
-    importable whether or not it is installed.
+    By default server and kernel run ``sys.executable`` with the repository on ``PYTHONPATH``,
+    so nnp_lab is importable whether or not it is installed. With ``python=`` (the interpreter
+    of another environment, e.g. the Binder check's venv) they run that interpreter with its
+    ``bin/`` first on ``PATH`` and nothing added to ``PYTHONPATH``: nnp_lab must then come from
+    that environment's own install.
     """
 
-    def __init__(self, root: Path | None = None, *, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        log_path: Path | None = None,
+        python: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.python = str(python) if python is not None else sys.executable
+        self.isolated = python is not None
         self._tmp = tempfile.TemporaryDirectory(prefix="nnp_lab_lab_")
         base = Path(self._tmp.name)
         self.root = root if root is not None else base / "root"
@@ -133,14 +144,19 @@ class LabServer:
 
     def start(self, timeout: float = 90.0) -> LabServer:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+        if self.isolated:
+            env.pop("PYTHONPATH", None)
+            env.pop("VIRTUAL_ENV", None)
+            env["PATH"] = os.pathsep.join([str(Path(self.python).parent), env.get("PATH", "")])
+        else:
+            env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
         env["JUPYTER_CONFIG_DIR"] = str(self.base / "config")
         env["JUPYTER_RUNTIME_DIR"] = str(self.base / "runtime")
         env["IPYTHONDIR"] = str(self.base / "ipython")
         env["JUPYTER_PLATFORM_DIRS"] = "1"
         env.setdefault("NNP_LAB_QUICK", "1")
         cmd = [
-            sys.executable,
+            self.python,
             "-m",
             "jupyterlab",
             "--no-browser",
