@@ -346,7 +346,9 @@ def _check_indices(atoms: Atoms, indices: Sequence[int] | None) -> np.ndarray:
     arr = np.where(arr < 0, arr + n, arr).astype(int)
     if len(set(arr.tolist())) != len(arr):
         raise InputError(f"indices contain duplicates: {arr.tolist()}; list each atom once")
-    return arr
+    # Ascending: ASE's VibrationsData keeps the vibrated atoms as a mask (ascending order), so
+    # a Hessian built in any other order would be paired with the wrong atoms' masses and rows.
+    return np.sort(arr)
 
 
 def _check_options(delta: Any, nfree: Any, batch_size: Any) -> None:
@@ -467,8 +469,8 @@ def vibrations(
     potential
         A :class:`~nnp_lab.potentials.Potential`, a registered name, or None (default model).
     indices
-        Atoms to displace; None means every atom not fixed by ``FixAtoms`` (e.g. just the
-        adsorbate when the slab is fixed).
+        Atoms to displace, in any order (``result.indices`` lists them ascending); None means
+        every atom not fixed by ``FixAtoms`` (e.g. just the adsorbate when the slab is fixed).
     delta
         Displacement in Å. 0.01 suits float64 models; float32 universal models are noisier,
         and 0.01–0.02 Å is a reasonable range.
