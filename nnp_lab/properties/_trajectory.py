@@ -27,7 +27,7 @@ from ase import Atoms
 from nnp_lab import validation
 from nnp_lab.errors import InputError
 from nnp_lab.properties._common import PropertyResult, PropertyWarning, jsonable
-from nnp_lab.simulate import MDResult
+from nnp_lab.simulate import MDResult, kinetic_temperature
 
 __all__ = [
     "TrajectoryInput",
@@ -178,7 +178,16 @@ def _from_atoms(atoms: list[Atoms], source: dict[str, Any]) -> Frames:
         times = np.array([float(a.info["time_ps"]) for a in atoms])
     temps = None
     if atoms and all(a.has("momenta") for a in atoms):
-        temps = np.array([a.get_temperature() for a in atoms])
+        # Frames written by md carry the run's degrees of freedom (the centre-of-mass motion
+        # it held still excluded); others get ASE's count.
+        temps = np.array(
+            [
+                float(kinetic_temperature(a.get_kinetic_energy(), a.info["degrees_of_freedom"]))
+                if "degrees_of_freedom" in a.info
+                else a.get_temperature()
+                for a in atoms
+            ]
+        )
     return Frames(atoms, times, temps, None, source)
 
 

@@ -10,7 +10,15 @@ The modules are private (``_md.py`` ...) so that every public dotted name means 
 """
 
 from nnp_lab.simulate._run import Event, Run, RunResult, TrajectoryWriter, attach_progress
-from nnp_lab.simulate._md import ENSEMBLES, THERMOSTATS, MDResult, MDStep, MolecularDynamics, md
+from nnp_lab.simulate._md import (
+    ENSEMBLES,
+    THERMOSTATS,
+    MDResult,
+    MDStep,
+    MolecularDynamics,
+    kinetic_temperature,
+    md,
+)
 from nnp_lab.simulate._neb import NEBResult, NEBRun, NEBStep, neb
 from nnp_lab.simulate._replicas import LangevinReplicas
 from nnp_lab.simulate._relax import OPTIMIZERS, Relaxation, RelaxResult, RelaxStep, relax
@@ -31,6 +39,7 @@ __all__ = [
     "MolecularDynamics",
     "MDResult",
     "MDStep",
+    "kinetic_temperature",
     "neb",
     "NEBRun",
     "NEBResult",

@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
-__all__ = ["IntegratorSettings", "make_integrator", "retarget", "check_ase_internals"]
+__all__ = [
+    "IntegratorSettings",
+    "make_integrator",
+    "retarget",
+    "check_ase_internals",
+    "degrees_of_freedom",
+]
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,9 @@ class IntegratorSettings:
     taup_fs: float
     pressure_GPa: float | None
     rng: np.random.Generator
+    #: The degrees of freedom the run's heat is spread over (:func:`degrees_of_freedom`);
+    #: None: ASE's count (``atoms.get_number_of_degrees_of_freedom()``).
+    ndof: int | None = None
 
     @property
     def thermostatted(self) -> dict[str, Any]:
@@ -73,7 +82,17 @@ def _nose_hoover(atoms: Atoms, s: IntegratorSettings) -> Any:
 def _berendsen(atoms: Atoms, s: IntegratorSettings) -> Any:
     from ase.md.nvtberendsen import NVTBerendsen
 
-    return NVTBerendsen(atoms, **s.thermostatted, taut=s.taut_fs * units.fs)
+    dyn: Any = NVTBerendsen(atoms, **s.thermostatted, taut=s.taut_fs * units.fs)
+    dyn.nnp_lab_ndof = s.ndof or atoms.get_number_of_degrees_of_freedom()  # ours, read below
+    dyn.set_temperature(temperature_K=_berendsen_target(dyn, s.temperature_K))
+    return dyn
+
+
+def _berendsen_target(dyn: Any, temperature_K: float) -> float:
+    # NVTBerendsen scales towards ASE's temperature, which counts every unconstrained degree
+    # of freedom; when fewer carry heat (the centre of mass held still), the same kinetic
+    # energy is a higher temperature, so ASE's target is lowered by the ratio of the counts.
+    return temperature_K * dyn.nnp_lab_ndof / dyn.atoms.get_number_of_degrees_of_freedom()
 
 
 def _mtk(atoms: Atoms, s: IntegratorSettings) -> Any:
@@ -101,14 +120,78 @@ _FACTORIES: dict[tuple[str, str | None], Callable[[Atoms, IntegratorSettings], A
 }
 
 
+#: Integrators that conserve the total momentum (and, for a structure in vacuum, the angular
+#: momentum): motion md has zeroed at the start stays zero and holds no heat.
+_CONSERVING = {
+    ("nve", None),
+    ("nvt", "bussi"),
+    ("nvt", "nose-hoover"),
+    ("nvt", "berendsen"),
+    ("npt", "nose-hoover"),
+}
+
+
+def degrees_of_freedom(
+    atoms: Atoms,
+    ensemble: str,
+    thermostat: str | None,
+    *,
+    momentum_zeroed: bool,
+    rotation_zeroed: bool,
+) -> int:
+    """How many degrees of freedom carry the run's kinetic energy.
+
+    ASE's count (``3N`` minus what constraints remove) less the centre-of-mass motion (3)
+    when it was zeroed at the start and the integrator conserves momentum, and less the
+    rotation (3, or 2 for a linear molecule) when that was zeroed in vacuum too. Langevin
+    dynamics thermalises every Cartesian degree of freedom, the centre of mass included,
+    so it keeps ASE's count.
+    """
+    ndof = int(atoms.get_number_of_degrees_of_freedom())
+    if (ensemble, thermostat) in _CONSERVING:
+        if momentum_zeroed:
+            ndof -= 3
+        if rotation_zeroed:
+            inertia = atoms.get_moments_of_inertia()
+            ndof -= int(np.sum(inertia > 1e-8 * max(float(inertia.max()), 1e-300)))
+    return max(ndof, 1)
+
+
+def _count_dof(dyn: Any, s: IntegratorSettings) -> None:
+    """Make ``dyn``'s thermostat spread the heat over ``s.ndof`` degrees of freedom.
+
+    ASE's Bussi takes its count from the atoms (``ndof``), and its Nose–Hoover chains use
+    ``3 N`` in their equations (``_num_atoms_global``, the first chain mass ``Q[0]``); both
+    are set here (ASE 3.29 internals, see :func:`check_ase_internals`). Berendsen's target
+    is adjusted in its factory.
+    """
+    if s.ndof is None:
+        return
+    if s.thermostat == "bussi":
+        dyn.ndof = s.ndof
+        dyn.target_kinetic_energy = 0.5 * dyn.temp * s.ndof
+    elif s.thermostat == "nose-hoover":
+        chain = dyn._thermostat
+        ratio = (s.ndof / 3.0) / chain._num_atoms_global
+        chain._Q[0] = chain._Q[0] * ratio
+        chain._num_atoms_global = s.ndof / 3.0  # only ever used as 3 * this
+
+
 def make_integrator(atoms: Atoms, settings: IntegratorSettings) -> Any:
     """The ASE integrator for ``settings`` (ensemble and thermostat already validated)."""
-    return _FACTORIES[(settings.ensemble, settings.thermostat)](atoms, settings)
+    dyn = _FACTORIES[(settings.ensemble, settings.thermostat)](atoms, settings)
+    check_ase_internals(dyn)
+    _count_dof(dyn, settings)
+    return dyn
 
 
 # -- retargeting a running integrator ----------------------------------------------------
 def _set_temperature(dyn: Any, old_K: float, new_K: float) -> None:
-    dyn.set_temperature(temperature_K=new_K)  # Langevin, Berendsen: public API
+    dyn.set_temperature(temperature_K=new_K)  # Langevin: public API
+
+
+def _retarget_berendsen(dyn: Any, old_K: float, new_K: float) -> None:
+    dyn.set_temperature(temperature_K=_berendsen_target(dyn, new_K))
 
 
 def _retarget_bussi(dyn: Any, old_K: float, new_K: float) -> None:
@@ -145,7 +228,7 @@ def _retarget_mtk(dyn: Any, old_K: float, new_K: float) -> None:
 
 _RETARGET: dict[tuple[str, str | None], Callable[[Any, float, float], None]] = {
     ("nvt", "langevin"): _set_temperature,
-    ("nvt", "berendsen"): _set_temperature,
+    ("nvt", "berendsen"): _retarget_berendsen,
     ("nvt", "bussi"): _retarget_bussi,
     ("nvt", "nose-hoover"): _retarget_nose_hoover,
     ("npt", "nose-hoover"): _retarget_mtk,
@@ -155,6 +238,7 @@ _RETARGET: dict[tuple[str, str | None], Callable[[Any, float, float], None]] = {
 _INTERNALS = {
     "Bussi": ("temp", "target_kinetic_energy", "ndof"),
     "NoseHooverChainNVT": ("_thermostat",),
+    "NVTBerendsen": ("nnp_lab_ndof",),
     "IsotropicMTKNPT": ("_thermostat", "_barostat", "_kT", "_temperature_K"),
     "MTKNPT": ("_thermostat", "_barostat", "_kT", "_temperature_K"),
 }
@@ -167,7 +251,8 @@ def check_ase_internals(dyn: Any) -> None:
     missing = [a for a in _INTERNALS.get(type(dyn).__name__, ()) if not hasattr(dyn, a)]
     chain = getattr(dyn, "_thermostat", None)
     if chain is not None:
-        missing += [f"_thermostat.{a}" for a in ("_kT", "_Q", "_p_eta") if not hasattr(chain, a)]
+        wanted = ("_kT", "_Q", "_p_eta", "_num_atoms_global")
+        missing += [f"_thermostat.{a}" for a in wanted if not hasattr(chain, a)]
     if missing:
         raise RuntimeError(
             f"changing the temperature of a running {type(dyn).__name__} needs ASE internals "

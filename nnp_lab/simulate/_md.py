@@ -24,6 +24,19 @@ Ensembles and the ASE classes used
   :class:`ase.md.nose_hoover_chain.MTKNPT` (``barostat="anisotropic"``: full cell
   fluctuations); ``pressure_GPa`` (converted to eV/Å³), ``taut_fs``, ``taup_fs``.
 
+Temperature and degrees of freedom
+----------------------------------
+Drawn velocities have the centre-of-mass motion removed (and, in vacuum, the rotation).
+Verlet, Bussi, Nose–Hoover and Berendsen keep that motion at zero, so the heat is shared by
+``3N - 3`` (``3N - 6`` for a molecule in vacuum, ``3N - 5`` if linear) degrees of freedom,
+minus what constraints remove: :attr:`MolecularDynamics.degrees_of_freedom`. The
+thermostats target that count (ASE's own count is ``3N`` minus constraints, which runs a
+small cell hot: 8 Cu atoms at 14 % above the target) and every reported temperature is
+``2 K / (n k_B)`` with it; frames carry it in ``info["degrees_of_freedom"]``. Langevin
+dynamics thermalises the centre of mass too and keeps ``3N`` minus constraints.
+ASE's Nose–Hoover chain does not handle fixed atoms, so ``thermostat="nose-hoover"`` with
+constraints other than ``FixCom`` raises; use ``"bussi"``.
+
 Blow-up detection
 -----------------
 After every step the run checks that energy and forces are finite and that forces and
@@ -49,7 +62,12 @@ from ase import Atoms, units
 from nnp_lab import validation
 from nnp_lab.errors import InputError, SimulationError, StructureError
 from nnp_lab.potentials import Potential, has_stress
-from nnp_lab.simulate._integrators import IntegratorSettings, make_integrator, retarget
+from nnp_lab.simulate._integrators import (
+    IntegratorSettings,
+    degrees_of_freedom,
+    make_integrator,
+    retarget,
+)
 from nnp_lab.simulate._keywords import PRESSURE_BAR, forwarded, user_stacklevel
 from nnp_lab.simulate._md_checks import (
     DEFAULT_MAX_FORCE,
@@ -85,6 +103,7 @@ __all__ = [
     "MolecularDynamics",
     "md",
     "pressure_GPa_of",
+    "kinetic_temperature",
 ]
 
 logger = logging.getLogger(__name__)
@@ -97,6 +116,12 @@ def pressure_GPa_of(atoms: Atoms) -> float | None:
         stress = atoms.get_stress(voigt=True, include_ideal_gas=True)
         return float(-np.mean(stress[:3]) / units.GPa)
     return None
+
+
+def kinetic_temperature(kinetic_energy: Any, degrees_of_freedom: int) -> np.ndarray:
+    """Temperature in K of a kinetic energy in eV (a number or an array) shared by
+    ``degrees_of_freedom``: ``2 K / (n k_B)``."""
+    return 2.0 * np.asarray(kinetic_energy, dtype=float) / (degrees_of_freedom * units.kB)
 
 
 class MolecularDynamics(Run):
@@ -166,11 +191,18 @@ class MolecularDynamics(Run):
         Blow-up threshold on the instantaneous temperature in K (default
         ``max(10 × target, 3000 K)``).
 
+    Attributes
+    ----------
+    degrees_of_freedom : int
+        How many degrees of freedom share the kinetic energy (see the module docstring):
+        what the thermostat targets and what every reported temperature divides by.
+
     Raises
     ------
     InputError
         Unknown ensemble/thermostat, bad numbers, NPT without ``pressure_GPa`` or without a
-        3D periodic cell, or a structure the potential cannot evaluate.
+        3D periodic cell, a Nose–Hoover chain with constraints, or a structure the
+        potential cannot evaluate.
     """
 
     kind = "md"
@@ -240,7 +272,15 @@ class MolecularDynamics(Run):
         if self.atoms.get_number_of_degrees_of_freedom() <= 0:
             raise InputError("every atom is fixed by constraints; nothing can move in MD")
         self._rng = np.random.default_rng(self.seed)
+        self._momentum_zeroed = self._rotation_zeroed = False
         self.velocities = self._init_velocities(velocities, temperature_K)
+        self.degrees_of_freedom = degrees_of_freedom(
+            self.atoms,
+            self.ensemble,
+            self.thermostat,
+            momentum_zeroed=self._momentum_zeroed,
+            rotation_zeroed=self._rotation_zeroed,
+        )
         if self.thermostat == "bussi" and self.atoms.get_kinetic_energy() <= 1e-12:
             raise InputError(
                 "thermostat='bussi' cannot start from zero kinetic energy; use "
@@ -273,6 +313,7 @@ class MolecularDynamics(Run):
             else None,
             "taup_fs": self.taup_fs if self.ensemble == "npt" else None,
             "velocities": self.velocities,
+            "degrees_of_freedom": self.degrees_of_freedom,
             "max_force": self.max_force,
             "n_atoms": len(atoms),
             "formula": atoms.get_chemical_formula(),
@@ -292,8 +333,11 @@ class MolecularDynamics(Run):
         thermalize_momenta(atoms, temperature_K, rng=self._rng)
         if temperature_K > 0 and not atoms.constraints and len(atoms) > 1:
             Stationary(atoms)
+            self._momentum_zeroed = True
             if not atoms.pbc.any() and len(atoms) > 2:
-                ZeroRotation(atoms)
+                with np.errstate(divide="ignore", invalid="ignore"):  # a linear molecule's
+                    ZeroRotation(atoms)  # zero moment: ASE divides, then discards it
+                self._rotation_zeroed = True
         return "maxwell-boltzmann"
 
     def _make_dynamics(self) -> Any:
@@ -310,6 +354,7 @@ class MolecularDynamics(Run):
                 taup_fs=self.taup_fs,
                 pressure_GPa=self.pressure_GPa,
                 rng=self._rng,
+                ndof=self.degrees_of_freedom,
             ),
         )
 
@@ -413,13 +458,15 @@ class MolecularDynamics(Run):
         epot = float(atoms.get_potential_energy())
         ekin = float(atoms.get_kinetic_energy())
         time_ps = step * self.timestep_fs / 1000.0
-        self.frames.append(self.keep_frame(atoms, step, time_ps=time_ps))
+        ndof = self.degrees_of_freedom
+        frame = self.keep_frame(atoms, step, time_ps=time_ps, degrees_of_freedom=ndof)
+        self.frames.append(frame)
         self._step = step
         return MDStep(
             **self.event_fields(atoms, step),
             energy=epot,
             time_ps=time_ps,
-            temperature_K=float(atoms.get_temperature()),
+            temperature_K=float(kinetic_temperature(ekin, ndof)),
             kinetic_energy=ekin,
             total_energy=epot + ekin,
             target_temperature_K=None if self.ensemble == "nve" else self._applied_T,
@@ -467,7 +514,7 @@ class MolecularDynamics(Run):
             potential_energy=epot,
             kinetic_energy=ekin,
             total_energy=epot + ekin,
-            temperature_K=column(lambda f: f.get_temperature()),
+            temperature_K=kinetic_temperature(ekin, self.degrees_of_freedom),
             n_steps=n_steps,
             pressure_GPa=column(pressure),
             volume=column(lambda f: f.get_volume() if has_stress(f) else float("nan")),

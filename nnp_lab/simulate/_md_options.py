@@ -106,6 +106,14 @@ def _check_npt(atoms: Atoms, thermostat: str | None, pressure_GPa: float | None)
     return pressure_GPa
 
 
+def _fixes_atoms(atoms: Atoms) -> bool:
+    """Whether a constraint other than ``FixCom`` (which only holds the centre of mass, a
+    motion the chain conserves anyway) restricts the atoms."""
+    from ase.constraints import FixCom
+
+    return any(not isinstance(c, FixCom) for c in atoms.constraints)
+
+
 def ensemble_settings(
     atoms: Atoms,
     ensemble: str,
@@ -119,13 +127,24 @@ def ensemble_settings(
     ------
     InputError
         A thermostat or pressure the ensemble does not take, NPT without a pressure, a 3D
-        periodic cell or with constraints, or Nose–Hoover at 0 K.
+        periodic cell or with constraints, a Nose–Hoover chain with constraints, or
+        Nose–Hoover at 0 K.
     """
     thermostat = _thermostat(ensemble, thermostat)
     if ensemble == "npt":
         pressure_GPa = _check_npt(atoms, thermostat, pressure_GPa)
     elif pressure_GPa is not None:
         raise InputError(f"pressure_GPa only applies to ensemble='npt' (got ensemble={ensemble!r})")
+    if ensemble == "nvt" and thermostat == "nose-hoover" and _fixes_atoms(atoms):
+        # ASE 3.29's chain integrates its own copy of the momenta, where fixed atoms gather
+        # momentum from their forces and the thermostat counts it as heat: a Cu(111) slab with
+        # half its atoms fixed cools to ~0.01 K at a 300 K target.
+        raise InputError(
+            "thermostat='nose-hoover' (ASE's NoseHooverChainNVT) does not handle constraints: "
+            "it counts the fixed atoms' momenta as heat and drives the moving atoms to the "
+            "wrong temperature; use thermostat='bussi' (canonical, constraint-aware) or "
+            "'langevin'"
+        )
     if thermostat == "nose-hoover" and temperature_K <= 0:
         raise InputError(
             "the Nose–Hoover thermostat needs temperature_K > 0; use thermostat='langevin' "

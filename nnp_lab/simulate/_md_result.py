@@ -23,7 +23,8 @@ class MDStep(Event):
     time_ps : float
         Simulated time in ps.
     temperature_K : float
-        Instantaneous kinetic temperature in K.
+        Instantaneous kinetic temperature in K, ``2 K / (n k_B)`` over the run's
+        :attr:`~nnp_lab.simulate.MolecularDynamics.degrees_of_freedom`.
     kinetic_energy : float
         Kinetic energy in eV.
     total_energy : float
@@ -57,7 +58,10 @@ class MDResult(RunResult):
         Recorded frames (every ``interval`` steps, step 0 first), with velocities and
         single-point results; ``frame.info`` holds ``step`` and ``time_ps``.
     time_ps, potential_energy, kinetic_energy, total_energy, temperature_K : numpy.ndarray
-        One value per recorded frame (ps, eV, eV, eV, K).
+        One value per recorded frame (ps, eV, eV, eV, K). The temperature counts the run's
+        degrees of freedom (``provenance["parameters"]["degrees_of_freedom"]``: the
+        centre-of-mass motion the run held at zero excluded), so it can differ slightly
+        from ASE's ``frame.get_temperature()``.
     pressure_GPa : numpy.ndarray
         Instantaneous pressure per frame in GPa, kinetic term included (NaN when the
         structure has no periodic cell).

@@ -9,7 +9,7 @@ import pytest
 from ase import units
 from ase.build import bulk
 from ase.cluster import Icosahedron
-from ase.constraints import FixAtoms
+from ase.constraints import FixAtoms, FixCom
 from ase.io import read
 
 from nnp_lab.errors import InputError, SimulationError
@@ -104,6 +104,119 @@ def test_thermostat_reaches_target_temperature(emt, thermostat):
     # NVE from the same start would settle near 150 K: the thermostat did the work
     assert result.temperature_K.min() < 250
     assert result.provenance["parameters"]["thermostat"] == thermostat
+
+
+def cu8():
+    return bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+
+
+def com_frame_temperature(frames, ndof) -> np.ndarray:
+    """Kinetic temperature in the centre-of-mass frame over ``ndof`` degrees of freedom,
+    computed from the frames' momenta (independent of the run's own bookkeeping)."""
+    out = []
+    for f in frames:
+        p, m = f.get_momenta(), f.get_masses()
+        total = p.sum(axis=0)
+        ekin = 0.5 * np.sum(p * p / m[:, None]) - 0.5 * total @ total / m.sum()
+        out.append(2 * ekin / (ndof * units.kB))
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    "thermostat, ensemble, expected",
+    [
+        ("langevin", "nvt", 24),  # thermalises the centre of mass too: 3N
+        ("bussi", "nvt", 21),  # momentum conserved and zeroed at the start: 3N - 3
+        ("nose-hoover", "nvt", 21),
+        ("berendsen", "nvt", 21),
+        (None, "nve", 21),
+    ],
+)
+def test_degrees_of_freedom_leave_out_the_motion_md_holds_still(
+    emt, thermostat, ensemble, expected
+):
+    run = MolecularDynamics(
+        cu8(), emt, ensemble=ensemble, thermostat=thermostat, temperature_K=300, steps=2, seed=0
+    )
+    assert run.degrees_of_freedom == expected
+    result = run.run()
+    assert result.provenance["parameters"]["degrees_of_freedom"] == expected
+    assert all(f.info["degrees_of_freedom"] == expected for f in result.frames)
+    # every reported temperature is 2 K / (n kB) with that count
+    np.testing.assert_allclose(
+        result.temperature_K, 2 * result.kinetic_energy / (expected * units.kB), rtol=1e-12
+    )
+
+
+def test_degrees_of_freedom_of_molecules_constraints_and_kept_velocities(emt):
+    from ase import Atoms
+
+    bent = Atoms("Cu3", positions=[[0, 0, 0], [2.5, 0, 0], [1.2, 2.1, 0]])
+    linear = Atoms("Cu3", positions=[[0, 0, 0], [2.5, 0, 0], [5.0, 0, 0]])
+
+    def ndof(atoms, **kw):
+        return MolecularDynamics(atoms, emt, steps=1, seed=0, **kw).degrees_of_freedom
+
+    assert ndof(bent, ensemble="nve") == 9 - 6  # translation and rotation held at zero
+    assert ndof(linear, ensemble="nve") == 9 - 5  # a line has two rotations
+    assert ndof(bent, thermostat="langevin") == 9  # Langevin: every Cartesian direction
+    slab = cu32()
+    slab.set_constraint(FixAtoms(indices=range(8)))
+    assert ndof(slab, thermostat="bussi") == 3 * 24  # no drift removed when atoms are fixed
+    moving = cu8()
+    moving.set_velocities(np.full((8, 3), 0.01))  # kept: the centre of mass moves
+    assert ndof(moving, ensemble="nve") == 24
+
+
+def test_thermostats_target_the_run_degrees_of_freedom(emt):
+    ndof, kT = 21, 300 * units.kB
+    bussi = MolecularDynamics(cu8(), emt, thermostat="bussi", temperature_K=300, steps=1, seed=0)
+    assert bussi._dyn.ndof == ndof
+    assert bussi._dyn.target_kinetic_energy == pytest.approx(0.5 * ndof * kT, rel=1e-12)
+    chain = MolecularDynamics(
+        cu8(), emt, thermostat="nose-hoover", temperature_K=300, taut_fs=100, steps=1, seed=0
+    )._dyn._thermostat
+    assert 3 * chain._num_atoms_global == pytest.approx(ndof, rel=1e-12)
+    assert chain._Q[0] == pytest.approx(ndof * kT * (100 * units.fs) ** 2, rel=1e-12)
+    # Berendsen scales towards ASE's 3N temperature: its target is lowered to match
+    berendsen = MolecularDynamics(cu8(), emt, thermostat="berendsen", temperature_K=300, steps=1)
+    assert berendsen._dyn.temperature == pytest.approx(300 * 21 / 24, rel=1e-12)
+    berendsen.set_temperature(600)
+    berendsen._apply_temperature()
+    assert berendsen._dyn.temperature == pytest.approx(600 * 21 / 24, rel=1e-12)
+    bussi.set_temperature(600)
+    bussi._apply_temperature()
+    assert bussi._dyn.target_kinetic_energy == pytest.approx(ndof * kT, rel=1e-12)
+
+
+def test_berendsen_holds_the_internal_temperature_at_the_target(emt):
+    # Berendsen damps the fluctuations, so its mean sits at the target within a few K; with
+    # ASE's 3N count it sat at 300 * 24 / 21 = 343 K for these 8 atoms.
+    result = md(
+        cu8(),
+        emt,
+        thermostat="berendsen",
+        temperature_K=300,
+        taut_fs=50,
+        timestep_fs=2.0,
+        steps=2000,
+        interval=10,
+        seed=2,
+    )
+    internal = com_frame_temperature(result.frames[50:], 21)
+    assert internal.mean() == pytest.approx(300, rel=0.02), internal.mean()
+    np.testing.assert_allclose(result.temperature_K[50:], internal, rtol=1e-9)
+
+
+def test_nose_hoover_with_fixed_atoms_is_refused(emt):
+    slab = cu32()
+    slab.set_constraint(FixAtoms(indices=range(16)))
+    with pytest.raises(InputError, match="does not handle constraints.*bussi"):
+        md(slab, emt, thermostat="nose-hoover", steps=1)
+    held = cu8()  # FixCom only holds the centre of mass, which the chain conserves: allowed
+    held.set_constraint(FixCom())
+    run = MolecularDynamics(held, emt, thermostat="nose-hoover", steps=1, seed=0)
+    assert run.degrees_of_freedom == 21
 
 
 @pytest.mark.parametrize("thermostat", ["langevin", "bussi", "nose-hoover", "berendsen"])
