@@ -58,6 +58,26 @@ LIGHT_SETTINGS = {
 _OUTER_INDEX = torch.tensor([[0, 0, 0, 1, 1, 1, 2, 2, 2], [0, 1, 2, 0, 1, 2, 0, 1, 2]])
 
 
+def _bond_geometry(vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distances ``r``, unit vectors ``r̂`` and ``r̂ ⊗ r̂`` (row-major, 9 columns) of bond
+    vectors ``(n, D, 3)``."""
+    r = torch.linalg.vector_norm(vec, dim=2)
+    rhat = vec / r[..., None]
+    # r̂ ⊗ r̂ as a product of two gathers: cheaper to differentiate than a broadcast outer
+    # product.
+    first, second = _OUTER_INDEX[0].to(vec.device), _OUTER_INDEX[1].to(vec.device)
+    return r, rhat, rhat.index_select(2, first) * rhat.index_select(2, second)
+
+
+def _radial_basis(
+    r: torch.Tensor, cutoff: float, centres: torch.Tensor, gamma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bump cutoff ``(n, D, 1)`` and the Gaussians ``exp(-γ (r - c_k)²)`` ``(n, D, K)``
+    of distances ``(n, D)``."""
+    d = r[..., None] - centres
+    return bump_cutoff(r, cutoff)[..., None], torch.exp(-gamma * d * d)
+
+
 class _Neighbours:
     """Neighbours of every atom in a dense ``(n_atoms, D)`` layout, nearest first.
 
@@ -96,13 +116,7 @@ class _Neighbours:
         pad = torch.zeros((n_atoms * D, 3), dtype=dtype, device=device)
         pad[:, 0] = 2.0 * float(cutoff)
         vec = pad.index_copy(0, slot, edge_vectors.index_select(0, edges)).view(n_atoms, D, 3)
-        self.r = torch.linalg.vector_norm(vec, dim=2)  # (n, D)
-        rhat = vec / self.r[..., None]
-        self.rhat = rhat  # (n, D, 3)
-        # r̂ ⊗ r̂ (row-major) as a product of two gathers: cheaper to differentiate than a
-        # broadcast outer product.
-        first, second = _OUTER_INDEX[0].to(device), _OUTER_INDEX[1].to(device)
-        self.rr = rhat.index_select(2, first) * rhat.index_select(2, second)  # (n, D, 9)
+        self.r, self.rhat, self.rr = _bond_geometry(vec)  # (n, D), (n, D, 3), (n, D, 9)
         self._width: dict[float, int] = {}
 
     def width(self, rc: float) -> int:
@@ -120,10 +134,7 @@ class _Slots:
         D = nb.width(rc)
         self.D = D
         self.J = nb.J[:, :D].reshape(-1)
-        r = nb.r[:, :D]
-        self.fc = bump_cutoff(r, rc)[..., None]  # (n, D, 1)
-        d = r[..., None] - centres
-        self.rbf = torch.exp(-gamma * d * d)  # (n, D, K)
+        self.fc, self.rbf = _radial_basis(nb.r[:, :D], rc, centres, gamma)  # (n,D,1), (n,D,K)
         self.rhat = nb.rhat[:, :D]  # (n, D, 3)
         self.rr = nb.rr[:, :D]  # (n, D, 9)
 
