@@ -26,7 +26,8 @@ Ensembles and the ASE classes used
 
 Temperature and degrees of freedom
 ----------------------------------
-Drawn velocities have the centre-of-mass motion removed (and, in vacuum, the rotation).
+Drawn velocities have the centre-of-mass motion removed (and, in vacuum, the rotation);
+kept velocities without it (a run continued from an ``MDResult``) count the same way.
 Verlet, Bussi, Nose–Hoover and Berendsen keep that motion at zero, so the heat is shared by
 ``3N - 3`` (``3N - 6`` for a molecule in vacuum, ``3N - 5`` if linear) degrees of freedom,
 minus what constraints remove: :attr:`MolecularDynamics.degrees_of_freedom`. The
@@ -122,6 +123,26 @@ def kinetic_temperature(kinetic_energy: Any, degrees_of_freedom: int) -> np.ndar
     """Temperature in K of a kinetic energy in eV (a number or an array) shared by
     ``degrees_of_freedom``: ``2 K / (n k_B)``."""
     return 2.0 * np.asarray(kinetic_energy, dtype=float) / (degrees_of_freedom * units.kB)
+
+
+def _held_motion(atoms: Atoms) -> tuple[bool, bool]:
+    """Whether kept velocities carry no centre-of-mass motion and, in vacuum, no rotation
+    (each below 1e-6 of the kinetic energy), for a structure without constraints."""
+    if atoms.constraints or len(atoms) < 2:
+        return False, False
+    ekin = atoms.get_kinetic_energy()
+    masses, momenta = atoms.get_masses(), atoms.get_momenta()
+    total = momenta.sum(axis=0)
+    still = bool(total @ total / (2 * masses.sum()) <= 1e-6 * ekin)
+    if not still or atoms.pbc.any() or len(atoms) < 3:
+        return still, False
+    # rotational kinetic energy L·ω/2 about the centre of mass, ω from the inertia tensor
+    r = atoms.positions - atoms.get_center_of_mass()
+    ang = np.cross(r, momenta).sum(axis=0)
+    inertia = np.einsum("i,ij,ik->jk", masses, r, r)
+    inertia = np.trace(inertia) * np.eye(3) - inertia
+    omega = np.linalg.pinv(inertia) @ ang
+    return True, bool(0.5 * ang @ omega <= 1e-6 * ekin)
 
 
 class MolecularDynamics(Run):
@@ -327,6 +348,8 @@ class MolecularDynamics(Run):
                 logger.info(
                     "md: keeping the input's velocities (T = %.1f K)", atoms.get_temperature()
                 )
+                # e.g. continuing an md run: motion it held at zero is still held there
+                self._momentum_zeroed, self._rotation_zeroed = _held_motion(atoms)
             return "kept"
         from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 

@@ -166,6 +166,14 @@ def test_degrees_of_freedom_of_molecules_constraints_and_kept_velocities(emt):
     moving = cu8()
     moving.set_velocities(np.full((8, 3), 0.01))  # kept: the centre of mass moves
     assert ndof(moving, ensemble="nve") == 24
+    # continuing a run keeps its count: the kept velocities have no drift (or rotation)
+    first = md(cu8(), emt, thermostat="bussi", temperature_K=300, steps=5, seed=0)
+    assert ndof(first.atoms, thermostat="bussi") == 21
+    spun = md(bent, emt, ensemble="nve", temperature_K=300, steps=5, seed=0)
+    assert ndof(spun.atoms, ensemble="nve") == 3
+    turning = bent.copy()  # a pure rotation about z: no drift, but angular momentum
+    turning.set_velocities(np.cross([0, 0, 0.01], bent.positions - bent.get_center_of_mass()))
+    assert ndof(turning, ensemble="nve") == 9 - 3
 
 
 def test_thermostats_target_the_run_degrees_of_freedom(emt):
