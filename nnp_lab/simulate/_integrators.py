@@ -6,7 +6,9 @@ one factory (and one retarget function) to the tables below.
 Changing the target temperature of a running Nose–Hoover chain, MTK barostat or Bussi
 integrator has no public API in ASE: :func:`retarget` sets their internal attributes
 (``_kT``, ``_Q``, ``_p_eta``, ``_W``, ``_R``, ``_p_xi``, ``_p_eps``/``_p_g``,
-``target_kinetic_energy``) as laid out in ASE 3.29. ``pyproject.toml`` therefore pins
+``target_kinetic_energy``) as laid out in ASE 3.29. Neither has telling them how many degrees
+of freedom carry the heat (:func:`degrees_of_freedom`): :func:`make_integrator` sets Bussi's
+``ndof`` and the chains' ``_num_atoms_global`` and ``_Q[0]``. ``pyproject.toml`` therefore pins
 ``ase`` to the tested minor release, :func:`check_ase_internals` fails with a clear message
 if a future ASE renames them, and ``tests/simulate/test_md.py`` tests every retargeting.
 """
@@ -238,7 +240,6 @@ _RETARGET: dict[tuple[str, str | None], Callable[[Any, float, float], None]] = {
 _INTERNALS = {
     "Bussi": ("temp", "target_kinetic_energy", "ndof"),
     "NoseHooverChainNVT": ("_thermostat",),
-    "NVTBerendsen": ("nnp_lab_ndof",),
     "IsotropicMTKNPT": ("_thermostat", "_barostat", "_kT", "_temperature_K"),
     "MTKNPT": ("_thermostat", "_barostat", "_kT", "_temperature_K"),
 }
