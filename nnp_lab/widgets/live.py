@@ -587,8 +587,14 @@ class LiveRun(widgets.VBox):
         )
 
     def __repr__(self) -> str:
-        state = "done" if self._finished else ("running" if self._thread else "not started")
-        return f"LiveRun({type(self.run).__name__}, {state}, events={self._events.count})"
+        # Also the text a notebook keeps where no widget is drawn (a headless run, a viewer
+        # without widgets): the view is displayed before the run starts, so say what it is.
+        name = type(self.run).__name__
+        if not self._thread and not self._finished:
+            steps = f", {self.total} steps" if self.total else ""
+            return f"LiveRun({name}{steps}: the live view; it draws where widgets are shown)"
+        state = "done" if self._finished else "running"
+        return f"LiveRun({name}, {state}, events={self._events.count})"
 
 
 def watch(

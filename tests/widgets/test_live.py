@@ -91,6 +91,11 @@ def test_relax_plots_and_viewer(cluster: Atoms) -> None:
     run = Relaxation(cluster, "emt", fmax=0.02, steps=200)
     events = _collect(run)
     live = LiveRun(run)
+    # What a notebook keeps where no widget is drawn: it is displayed before the start.
+    assert (
+        repr(live)
+        == "LiveRun(Relaxation, 200 steps: the live view; it draws where widgets are shown)"
+    )
     # Before the first step: the starting structure is shown, the plots exist but are empty.
     assert live.plot.trace_names == ["energy", "fmax"]
     assert np.allclose(live.viewer.positions, cluster.positions, atol=1e-5)
@@ -100,6 +105,7 @@ def test_relax_plots_and_viewer(cluster: Atoms) -> None:
 
     result = live.start().wait()
     assert live.done and not live.running and live.error is None
+    assert repr(live) == f"LiveRun(Relaxation, done, events={result.n_steps + 1})"
     assert result is live.result and result.converged and not result.stopped
     # Every event became a point, in order (no thinning below max_points).
     steps, energy = live.plot.series("energy")
