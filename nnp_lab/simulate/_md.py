@@ -126,23 +126,22 @@ def kinetic_temperature(kinetic_energy: Any, degrees_of_freedom: int) -> np.ndar
 
 
 def _held_motion(atoms: Atoms) -> tuple[bool, bool]:
-    """Whether kept velocities carry no centre-of-mass motion and, in vacuum, no rotation
-    (each below 1e-6 of the kinetic energy), for a structure without constraints."""
+    """Whether the velocities carry no centre-of-mass motion and, in vacuum, no rotation
+    (each at most 1e-6 of the kinetic energy), for a structure without constraints: true of
+    drawn velocities and of those kept from an earlier md run."""
     if atoms.constraints or len(atoms) < 2:
         return False, False
     ekin = atoms.get_kinetic_energy()
-    masses, momenta = atoms.get_masses(), atoms.get_momenta()
-    total = momenta.sum(axis=0)
-    still = bool(total @ total / (2 * masses.sum()) <= 1e-6 * ekin)
+    total = atoms.get_momenta().sum(axis=0)
+    still = bool(total @ total / (2 * atoms.get_masses().sum()) <= 1e-6 * ekin)
     if not still or atoms.pbc.any() or len(atoms) < 3:
         return still, False
-    # rotational kinetic energy L·ω/2 about the centre of mass, ω from the inertia tensor
-    r = atoms.positions - atoms.get_center_of_mass()
-    ang = np.cross(r, momenta).sum(axis=0)
-    inertia = np.einsum("i,ij,ik->jk", masses, r, r)
-    inertia = np.trace(inertia) * np.eye(3) - inertia
-    omega = np.linalg.pinv(inertia) @ ang
-    return True, bool(0.5 * ang @ omega <= 1e-6 * ekin)
+    # rotational kinetic energy about the principal axes (ASE: rows of the axes, angular
+    # momentum about the centre of mass); a linear molecule has one zero moment
+    moments, axes = atoms.get_moments_of_inertia(vectors=True)
+    along = axes @ atoms.get_angular_momentum()
+    turns = moments > 1e-8 * moments.max()
+    return True, bool(0.5 * np.sum(along[turns] ** 2 / moments[turns]) <= 1e-6 * ekin)
 
 
 class MolecularDynamics(Run):
@@ -293,14 +292,14 @@ class MolecularDynamics(Run):
         if self.atoms.get_number_of_degrees_of_freedom() <= 0:
             raise InputError("every atom is fixed by constraints; nothing can move in MD")
         self._rng = np.random.default_rng(self.seed)
-        self._momentum_zeroed = self._rotation_zeroed = False
         self.velocities = self._init_velocities(velocities, temperature_K)
+        momentum_zeroed, rotation_zeroed = _held_motion(self.atoms)
         self.degrees_of_freedom = degrees_of_freedom(
             self.atoms,
             self.ensemble,
             self.thermostat,
-            momentum_zeroed=self._momentum_zeroed,
-            rotation_zeroed=self._rotation_zeroed,
+            momentum_zeroed=momentum_zeroed,
+            rotation_zeroed=rotation_zeroed,
         )
         if self.thermostat == "bussi" and self.atoms.get_kinetic_energy() <= 1e-12:
             raise InputError(
@@ -348,19 +347,15 @@ class MolecularDynamics(Run):
                 logger.info(
                     "md: keeping the input's velocities (T = %.1f K)", atoms.get_temperature()
                 )
-                # e.g. continuing an md run: motion it held at zero is still held there
-                self._momentum_zeroed, self._rotation_zeroed = _held_motion(atoms)
             return "kept"
         from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 
         thermalize_momenta(atoms, temperature_K, rng=self._rng)
         if temperature_K > 0 and not atoms.constraints and len(atoms) > 1:
             Stationary(atoms)
-            self._momentum_zeroed = True
             if not atoms.pbc.any() and len(atoms) > 2:
                 with np.errstate(divide="ignore", invalid="ignore"):  # a linear molecule's
                     ZeroRotation(atoms)  # zero moment: ASE divides, then discards it
-                self._rotation_zeroed = True
         return "maxwell-boltzmann"
 
     def _make_dynamics(self) -> Any:
